@@ -1,0 +1,168 @@
+"""Shared base services: the private network, data volumes, Postgres, Redis, Meilisearch.
+
+Nothing here depends on the active color (rule 3): a flip or a release changes no input of
+these resources, so Pulumi never restarts them. Data volumes outlive `pulumi destroy`
+(retain_on_delete) and no data port is published on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import naming
+from components.container_defaults import LOG_DRIVER, LOG_OPTS
+from components.urls import postgres_url, redis_url
+
+# Reads the password from the environment, so it is on no command line (rule 8); redis.conf
+# double-quoted strings understand \\ and \" escapes, which makes any printable password safe.
+REDIS_BOOT = (
+    "set -eu; umask 077; "
+    "escaped=$(printf '%s' \"$REDISCLI_AUTH\" | sed 's/[\\\\\"]/\\\\&/g'); "
+    "printf 'requirepass \"%s\"\\n' \"$escaped\" > /tmp/redis-auth.conf; "
+    "exec redis-server /tmp/redis-auth.conf --appendonly yes --dir /data --protected-mode no"
+)
+
+
+@dataclass(frozen=True)
+class BaseServicesArgs:
+    prefix: str
+    postgres_image: str
+    redis_image: str
+    meilisearch_image: str
+    bundled_postgres: bool
+    bundled_redis: bool
+    meilisearch: bool
+    database_name: str
+    database_user: str
+    postgres_password: pulumi.Output[str]
+    redis_password: pulumi.Output[str]
+    meilisearch_key: pulumi.Output[str]
+
+
+class BaseServices(pulumi.ComponentResource):
+    network_name: pulumi.Output[str]
+    database_url: pulumi.Output[str] | None
+    redis_url: pulumi.Output[str] | None
+    postgres_container: docker.Container | None
+
+    def __init__(self, name: str, args: BaseServicesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("medusa-bluegreen:index:BaseServices", name, None, opts)
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+        keep_data = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+
+        self.network = docker.Network(
+            "network", name=naming.network(args.prefix), driver="bridge", opts=child
+        )
+        self.network_name = self.network.name
+        self.backups_volume = docker.Volume(
+            "backups-volume", name=naming.volume(args.prefix, "backups"), opts=keep_data
+        )
+
+        self.containers: list[docker.Container] = []
+        self.postgres_container = None
+        self.database_url = None
+        if args.bundled_postgres:
+            self.postgres_container = self._postgres(child, keep_data)
+            self.containers.append(self.postgres_container)
+            self.database_url = pulumi.Output.secret(
+                args.postgres_password.apply(
+                    lambda password: postgres_url(
+                        args.database_user, password, naming.POSTGRES_HOST, args.database_name
+                    )
+                )
+            )
+
+        self.redis_url = None
+        if args.bundled_redis:
+            self.containers.append(self._redis(child, keep_data))
+            self.redis_url = pulumi.Output.secret(
+                args.redis_password.apply(lambda password: redis_url(password, naming.REDIS_HOST))
+            )
+
+        if args.meilisearch:
+            self.containers.append(self._meilisearch(child, keep_data))
+
+        self.register_outputs({"network_name": self.network_name})
+
+    def _attach(self, alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+        return [docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[alias])]
+
+    def _postgres(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
+        args = self._args
+        data = docker.Volume("postgres-volume", name=naming.volume(args.prefix, "pgdata"), opts=keep_data)
+        image = docker.RemoteImage("postgres-image", name=args.postgres_image, keep_locally=True, opts=child)
+        return docker.Container(
+            "postgres",
+            name=f"{args.prefix}-postgres",
+            image=image.image_id,
+            envs=pulumi.Output.secret(
+                args.postgres_password.apply(
+                    lambda password: [
+                        f"POSTGRES_DB={args.database_name}",
+                        f"POSTGRES_PASSWORD={password}",
+                        f"POSTGRES_USER={args.database_user}",
+                    ]
+                )
+            ),
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path="/var/lib/postgresql/data"),
+                docker.ContainerVolumeArgs(volume_name=self.backups_volume.name, container_path="/backups"),
+            ],
+            networks_advanced=self._attach(naming.POSTGRES_HOST),
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "pg_isready", "-h", "127.0.0.1", "-U", args.database_user, "-d", args.database_name],
+                interval="5s", timeout="5s", retries=10, start_period="30s",
+            ),
+            restart="unless-stopped",
+            stop_timeout=60,
+            destroy_grace_seconds=60,
+            log_driver=LOG_DRIVER, log_opts=LOG_OPTS,
+            opts=child,
+        )
+
+    def _redis(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
+        args = self._args
+        data = docker.Volume("redis-volume", name=naming.volume(args.prefix, "redisdata"), opts=keep_data)
+        image = docker.RemoteImage("redis-image", name=args.redis_image, keep_locally=True, opts=child)
+        return docker.Container(
+            "redis",
+            name=f"{args.prefix}-redis",
+            image=image.image_id,
+            command=["sh", "-c", REDIS_BOOT],
+            envs=pulumi.Output.secret(args.redis_password.apply(lambda password: [f"REDISCLI_AUTH={password}"])),
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
+            networks_advanced=self._attach(naming.REDIS_HOST),
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", "redis-cli ping | grep -q PONG"],
+                interval="5s", timeout="5s", retries=10, start_period="10s",
+            ),
+            restart="unless-stopped",
+            stop_timeout=30,
+            log_driver=LOG_DRIVER, log_opts=LOG_OPTS,
+            opts=child,
+        )
+
+    def _meilisearch(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
+        args = self._args
+        data = docker.Volume("meilisearch-volume", name=naming.volume(args.prefix, "meilidata"), opts=keep_data)
+        image = docker.RemoteImage("meilisearch-image", name=args.meilisearch_image, keep_locally=True, opts=child)
+        return docker.Container(
+            "meilisearch",
+            name=f"{args.prefix}-meilisearch",
+            image=image.image_id,
+            envs=pulumi.Output.secret(
+                args.meilisearch_key.apply(
+                    lambda key: ["MEILI_ENV=production", f"MEILI_MASTER_KEY={key}", "MEILI_NO_ANALYTICS=true"]
+                )
+            ),
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/meili_data")],
+            networks_advanced=self._attach(naming.MEILISEARCH_HOST),
+            restart="unless-stopped",
+            stop_timeout=30,
+            log_driver=LOG_DRIVER, log_opts=LOG_OPTS,
+            opts=child,
+        )

@@ -1,0 +1,106 @@
+"""One color of the Medusa backend: its image, release steps, server and worker.
+
+Server and worker run the same image (rule 7); MEDUSA_WORKER_MODE picks the role and the
+worker never serves the admin. Resource names depend only on the color, so a warm color that
+becomes the target again keeps its containers: same inputs, nothing recreated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import naming
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, MEDUSA_HEALTHCHECK
+from components.medusa_env import Role, docker_envs
+from components.release import Release, ReleaseArgs
+
+
+@dataclass(frozen=True)
+class ColorStackArgs:
+    prefix: str
+    color: naming.Color
+    image: str
+    network_name: pulumi.Input[str]
+    server_env: Mapping[str, str]
+    worker_env: Mapping[str, str]
+    secret_env: pulumi.Output[dict[str, str]]
+    server_memory_mb: int
+    worker_memory_mb: int
+    stop_timeout_seconds: int
+    postgres_container: str | None
+    migrate_command: Sequence[str]
+    docker_host: str
+    base_services: Sequence[pulumi.Resource] = ()
+
+
+class ColorStack(pulumi.ComponentResource):
+    image: docker.RemoteImage
+    release: Release
+    server: docker.Container
+
+    def __init__(
+        self,
+        name: str,
+        args: ColorStackArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("medusa-bluegreen:index:ColorStack", name, None, opts)
+        self._args = args
+        self.image = docker.RemoteImage(
+            f"{args.color}-image", name=args.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.release = Release(
+            f"{args.color}-release",
+            ReleaseArgs(
+                color=args.color,
+                image_ref=args.image,
+                image_id=self.image.image_id,
+                network_name=args.network_name,
+                postgres_container=args.postgres_container,
+                migrate_command=args.migrate_command,
+                migrate_env=pulumi.Output.secret(
+                    args.secret_env.apply(lambda secrets: {**args.worker_env, **secrets})
+                ),
+                docker_host=args.docker_host,
+                after=args.base_services,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.server = self._container("server", args.server_env, args.server_memory_mb, [self.release])
+        self.register_outputs({"image_id": self.image.image_id, "server_id": self.server.id})
+
+    def start_worker(self, after: Sequence[pulumi.Resource]) -> docker.Container:
+        """The worker starts after the flip, so the old and new versions barely share the queues."""
+        return self._container("worker", self._args.worker_env, self._args.worker_memory_mb, [self.release, *after])
+
+    def _container(
+        self, role: Role, env: Mapping[str, str], memory_mb: int, after: Sequence[pulumi.Resource]
+    ) -> docker.Container:
+        args = self._args
+        name = naming.server_container(args.prefix, args.color) if role == "server" else naming.worker_container(args.prefix, args.color)
+        return docker.Container(
+            f"{args.color}-{role}",
+            name=name,
+            image=self.image.image_id,
+            envs=pulumi.Output.secret(args.secret_env.apply(lambda secrets: docker_envs({**env, **secrets}))),
+            labels=[
+                docker.ContainerLabelArgs(label="medusa-bluegreen.color", value=args.color),
+                docker.ContainerLabelArgs(label="medusa-bluegreen.role", value=role),
+                docker.ContainerLabelArgs(label="medusa-bluegreen.image", value=args.image),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=MEDUSA_HEALTHCHECK, interval="10s", timeout="5s", retries=3, start_period="120s"
+            ),
+            memory=memory_mb,
+            restart="unless-stopped",
+            stop_timeout=args.stop_timeout_seconds,
+            destroy_grace_seconds=args.stop_timeout_seconds,
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )

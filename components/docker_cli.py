@@ -1,0 +1,53 @@
+"""Docker CLI command lines run by pulumi-command, kept apart from the resources that run them.
+
+They reach the engine through DOCKER_HOST, so the same lines work for a local socket and an
+ssh:// host. No secret is ever part of a command line (rule 8): secrets travel on stdin or in
+the environment of the docker CLI, named with `-e NAME` and no value.
+"""
+
+import re
+import shlex
+from collections.abc import Sequence
+
+from components.router_config import SCRIPT_PATH
+
+
+def _join(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(arg) for arg in argv)
+
+
+def router_switch_argv(router: str, route: str, color: str) -> list[str]:
+    return ["docker", "exec", router, "sh", SCRIPT_PATH, "switch", route, color]
+
+
+def router_switch(router: str, route: str, color: str) -> str:
+    return _join(router_switch_argv(router, route, color))
+
+
+def router_apply(router: str) -> str:
+    # The rendered config arrives on stdin.
+    return _join(["docker", "exec", "-i", router, "sh", SCRIPT_PATH, "apply"])
+
+
+def router_install_script(router: str) -> str:
+    # The control script arrives on stdin; it is renamed into place so a half-written copy
+    # is never run.
+    install = f"mkdir -p {SCRIPT_PATH.rsplit('/', 1)[0]} && cat > {SCRIPT_PATH}.new && mv -f {SCRIPT_PATH}.new {SCRIPT_PATH}"
+    return _join(["docker", "exec", "-i", router, "sh", "-c", install])
+
+
+def backup_database(postgres: str, color: str, image: str) -> str:
+    """pg_dump inside the Postgres container into its backups volume; prints `backup=<name>`."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", image).strip("-")[:80]
+    script = (
+        "set -eu; name=$(date -u +%Y%m%dT%H%M%SZ)-" + color + "-" + slug + ".dump; "
+        'PGPASSWORD="$POSTGRES_PASSWORD" pg_dump -h 127.0.0.1 -U "$POSTGRES_USER" '
+        '-d "${POSTGRES_DB:-$POSTGRES_USER}" -Fc -f "/backups/$name"; echo "backup=$name"'
+    )
+    return _join(["docker", "exec", postgres, "sh", "-c", script])
+
+
+def run_migrations(network: str, image: str, env_names: Sequence[str], command: Sequence[str]) -> str:
+    """A one-off container of the new image runs the migrations once, before it serves."""
+    env_flags = [flag for name in sorted(env_names) for flag in ("-e", name)]
+    return _join(["docker", "run", "--rm", "--network", network, *env_flags, image, *command])

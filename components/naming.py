@@ -1,0 +1,39 @@
+"""Names of containers, volumes and networks, derived from the stack's prefix.
+
+Kept in one place because the router config, the URLs and the components must agree on
+them: a color's server is found by its container name through Docker's DNS.
+"""
+
+from typing import Literal
+
+Color = Literal["blue", "green"]
+COLORS: tuple[Color, Color] = ("blue", "green")
+
+MEDUSA_PORT = 9000
+POSTGRES_HOST = "postgres"
+REDIS_HOST = "redis"
+MEILISEARCH_HOST = "meilisearch"
+
+
+def other_color(color: Color) -> Color:
+    return "green" if color == "blue" else "blue"
+
+
+def server_container(prefix: str, color: Color) -> str:
+    return f"{prefix}-{color}-server"
+
+
+def worker_container(prefix: str, color: Color) -> str:
+    return f"{prefix}-{color}-worker"
+
+
+def router_container(prefix: str) -> str:
+    return f"{prefix}-router"
+
+
+def network(prefix: str) -> str:
+    return f"{prefix}-net"
+
+
+def volume(prefix: str, purpose: str) -> str:
+    return f"{prefix}-{purpose}"

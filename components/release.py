@@ -1,0 +1,80 @@
+"""Release steps for a color's new image: a database backup, then migrations, once.
+
+Both run before the color serves (the server container depends on them) and again only when
+the color's image changes (rule 9). Migrations run from the new image in a one-off container,
+never from a container's start script, so two colors never migrate at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from components import docker_cli
+from components.naming import Color
+
+
+@dataclass(frozen=True)
+class ReleaseArgs:
+    color: Color
+    image_ref: str
+    image_id: pulumi.Input[str]
+    network_name: pulumi.Input[str]
+    postgres_container: str | None  # None: external database, backups are the provider's job
+    migrate_command: Sequence[str]
+    migrate_env: pulumi.Input[dict[str, str]]  # secret
+    docker_host: str
+    # The shared services the steps talk to (Postgres, the network).
+    after: Sequence[pulumi.Resource] = ()
+
+
+class Release(pulumi.ComponentResource):
+    backup: command.local.Command | None
+    migrate: command.local.Command
+    backup_name: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("medusa-bluegreen:index:Release", name, None, opts)
+        environment = {"DOCKER_HOST": args.docker_host}
+        after: list[pulumi.Resource] = list(args.after)
+        self.backup = None
+        self.backup_name = pulumi.Output.from_input(None)
+        if args.postgres_container:
+            self.backup = command.local.Command(
+                f"{args.color}-backup",
+                create=docker_cli.backup_database(args.postgres_container, args.color, args.image_ref),
+                environment=environment,
+                triggers=[args.image_id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            )
+            self.backup_name = self.backup.stdout.apply(_backup_name)
+            after = [*after, self.backup]
+
+        def migrate_line(network_and_env: list[object]) -> str:
+            network, env, image_id = network_and_env
+            assert isinstance(env, dict)
+            return docker_cli.run_migrations(str(network), str(image_id), list(env), args.migrate_command)
+
+        self.migrate = command.local.Command(
+            f"{args.color}-migrate",
+            # Only the env *names* reach the command line; the values travel in its environment.
+            create=pulumi.Output.unsecret(
+                pulumi.Output.all(args.network_name, args.migrate_env, args.image_id).apply(migrate_line)
+            ),
+            environment=pulumi.Output.secret(
+                pulumi.Output.from_input(args.migrate_env).apply(lambda env: {**env, **environment})
+            ),
+            triggers=[args.image_id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        self.register_outputs({"backup_name": self.backup_name})
+
+
+def _backup_name(stdout: str) -> str | None:
+    for line in stdout.splitlines():
+        if line.startswith("backup="):
+            return line.removeprefix("backup=")
+    return None

@@ -1,0 +1,230 @@
+"""Rendering of the router's nginx config from the templates in nginx/templates.
+
+Pure: the same input gives the same bytes. The output never depends on which color is live
+(rule 1b): both colors' upstreams are always in it, and the live one is picked per request
+from the state directory that nginx/bluegreen-router.sh switches.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color, server_container
+
+NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+TEMPLATES = NGINX_DIR / "templates"
+CONTROL_SCRIPT = NGINX_DIR / "bluegreen-router.sh"
+
+# Paths inside the router container. The config volume is mounted at CONF_DIR.
+CONF_DIR = "/etc/nginx/conf.d"
+STATE_DIR = f"{CONF_DIR}/bluegreen/state"
+SCRIPT_PATH = f"{CONF_DIR}/bluegreen/router.sh"
+TLS_DIR = "/etc/nginx/tls"
+DOCKER_DNS = "127.0.0.11"
+
+# Ports nginx listens on inside the container; the published host ports come from settings.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+PREVIEW_PORT = 8081
+
+_PLACEHOLDER = re.compile(r"{{([a-z_]+)}}")
+_NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    certificate: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RouterConfigInput:
+    domain: str
+    upstreams: Mapping[Color, str]
+    state_dir: str = STATE_DIR
+    resolver: str | None = DOCKER_DNS
+    listen_http: int = HTTP_PORT
+    listen_https: int = HTTPS_PORT
+    listen_preview: int = PREVIEW_PORT
+    public_https_port: int = 443
+    tls: TlsFiles | None = None
+    meilisearch_upstream: str | None = None
+    search_cors_origins: Sequence[str] = field(default_factory=tuple)
+    preview_token: str | None = None
+    rate_limit_per_second: int = 50
+    rate_limit_burst: int = 100
+    max_body_size: str = "50m"
+
+
+def docker_upstreams(prefix: str) -> dict[Color, str]:
+    """Both colors' servers by container name, resolved by Docker's DNS at request time."""
+    return {color: f"{server_container(prefix, color)}:{MEDUSA_PORT}" for color in ("blue", "green")}
+
+
+def meilisearch_upstream() -> str:
+    return f"{MEILISEARCH_HOST}:7700"
+
+
+def _fill(template_name: str, values: Mapping[str, str]) -> str:
+    text = (TEMPLATES / template_name).read_text()
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(values))
+    if missing:
+        raise KeyError(f"{template_name}: no value for {missing}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def _indent(lines: Sequence[str], depth: int) -> str:
+    pad = " " * (4 * depth)
+    return "\n".join(f"{pad}{line}" if line else "" for line in lines)
+
+
+def _security_headers(tls: bool) -> list[str]:
+    # Repeated in every location that adds a header: nginx drops inherited add_header
+    # directives as soon as a location declares its own.
+    headers = [
+        'add_header X-Content-Type-Options "nosniff" always;',
+        'add_header X-Frame-Options "SAMEORIGIN" always;',
+        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+    ]
+    if tls:
+        headers.append('add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;')
+    return headers
+
+
+def _proxy_common() -> list[str]:
+    return [
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $bg_connection_upgrade;",
+        "proxy_set_header Host $host;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Host $host;",
+        "proxy_connect_timeout 5s;",
+        "proxy_send_timeout 300s;",
+        "proxy_read_timeout 300s;",
+    ]
+
+
+def _validate(spec: RouterConfigInput) -> None:
+    for color in ("blue", "green"):
+        if color not in spec.upstreams or not re.match(r"^[A-Za-z0-9.-]+:[0-9]+$", spec.upstreams[color]):
+            raise ValueError(f"upstream for {color} must be host:port, got {spec.upstreams.get(color)!r}")
+    if spec.preview_token is not None and not _NGINX_TOKEN.match(spec.preview_token):
+        raise ValueError("preview token may only contain letters, digits and . _ ~ -")
+    for origin in spec.search_cors_origins:
+        if not re.match(r"^https?://[a-z0-9.-]+(:[0-9]+)?$", origin):
+            raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
+
+
+def render_router_config(spec: RouterConfigInput) -> str:
+    _validate(spec)
+    tls = spec.tls is not None
+    headers = _security_headers(tls)
+    proxy_live = [
+        "proxy_pass http://$bg_live_upstream;",
+        *_proxy_common(),
+        "add_header X-Bluegreen-Color $bg_live always;",
+        *headers,
+    ]
+    resolver = (
+        _indent([f"resolver {spec.resolver} valid=5s ipv6=off;", "resolver_timeout 2s;"], 1)
+        if spec.resolver
+        else ""
+    )
+    common = {
+        "domain": spec.domain,
+        "state_dir": spec.state_dir,
+        "resolver": resolver,
+        "max_body_size": spec.max_body_size,
+    }
+
+    search = ""
+    if spec.meilisearch_upstream:
+        search = _fill(
+            "search-location.conf.tmpl",
+            {
+                "meilisearch_upstream": spec.meilisearch_upstream,
+                "proxy_common": _indent(_proxy_common(), 2),
+                "security_headers": _indent(headers, 2),
+            },
+        )
+
+    if tls:
+        assert spec.tls is not None
+        public_listen = [f"listen {spec.listen_https} ssl http2 default_server;"]
+        tls_block = _indent(
+            [
+                f"ssl_certificate {spec.tls.certificate};",
+                f"ssl_certificate_key {spec.tls.key};",
+                "ssl_protocols TLSv1.2 TLSv1.3;",
+                "ssl_prefer_server_ciphers off;",
+                "ssl_session_cache shared:bg_tls:10m;",
+                "ssl_session_timeout 1d;",
+                "",
+            ],
+            1,
+        )
+    else:
+        public_listen = [f"listen {spec.listen_http} default_server;"]
+        tls_block = ""
+
+    parts = [
+        _fill(
+            "http.conf.tmpl",
+            {
+                "blue_upstream": spec.upstreams["blue"],
+                "green_upstream": spec.upstreams["green"],
+                "search_cors_map": _indent([f'"{o}" "{o}";' for o in spec.search_cors_origins], 1),
+                "rate_limit": str(spec.rate_limit_per_second),
+            },
+        ),
+        _fill(
+            "public-server.conf.tmpl",
+            {
+                **common,
+                "listen": _indent(public_listen, 1),
+                "tls": tls_block,
+                "proxy_live": _indent(proxy_live, 2),
+                "search_location": search,
+                "rate_limit_burst": str(spec.rate_limit_burst),
+            },
+        ),
+    ]
+    if tls:
+        suffix = "" if spec.public_https_port == 443 else f":{spec.public_https_port}"
+        parts.append(
+            _fill(
+                "redirect-server.conf.tmpl",
+                {
+                    **common,
+                    "listen": _indent([f"listen {spec.listen_http} default_server;"], 1),
+                    "https_port_suffix": suffix,
+                },
+            )
+        )
+    token_guard = ""
+    if spec.preview_token:
+        token_guard = _indent(
+            [
+                f'if ($http_x_bluegreen_preview_token != "{spec.preview_token}") {{',
+                "    return 404;",
+                "}",
+                "",
+            ],
+            1,
+        )
+    parts.append(
+        _fill(
+            "preview-server.conf.tmpl",
+            {
+                **common,
+                "listen_preview": str(spec.listen_preview),
+                "token_guard": token_guard,
+                "proxy_common": _indent(_proxy_common(), 2),
+            },
+        )
+    )
+    return "\n".join(parts)

@@ -1,0 +1,232 @@
+"""Wires the components in the order of DESIGN.md, every arrow a real dependency:
+
+    base services -> color[target] (backup, migrate, server) -> preview route -> health gate
+      -> live route (the flip) -> post-switch check -> target worker
+    color[other]: server kept warm or removed, worker removed (deletes run last in an update)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+
+from components import naming
+from components.base_services import BaseServices, BaseServicesArgs
+from components.color_stack import ColorStack, ColorStackArgs
+from components.health_gate import HealthGate
+from components.medusa_env import MedusaEnvInput, MedusaSecrets, plain_env, secret_env
+from components.router import Router, RouterArgs
+from components.router_config import (
+    TLS_DIR,
+    RouterConfigInput,
+    TlsFiles,
+    docker_upstreams,
+    meilisearch_upstream,
+    render_router_config,
+)
+from components.settings import Settings
+from components.stack_secrets import StackSecrets, optional_secret
+
+
+def router_config_text(settings: Settings) -> str:
+    return render_router_config(
+        RouterConfigInput(
+            domain=settings.domain,
+            upstreams=docker_upstreams(settings.prefix),
+            tls=TlsFiles(f"{TLS_DIR}/fullchain.pem", f"{TLS_DIR}/privkey.pem") if settings.tls.enabled else None,
+            public_https_port=settings.router.https_port,
+            meilisearch_upstream=meilisearch_upstream() if settings.meilisearch.enabled else None,
+            search_cors_origins=settings.medusa.store_cors,
+            preview_token=optional_secret(settings.preview_token),
+            rate_limit_per_second=settings.router.rate_limit_per_second,
+            rate_limit_burst=settings.router.rate_limit_burst,
+            max_body_size=settings.router.max_body_size,
+        )
+    )
+
+
+def medusa_env_input(settings: Settings, color: naming.Color) -> MedusaEnvInput:
+    return MedusaEnvInput(
+        color=color,
+        public_url=settings.public_url,
+        backend_url=settings.medusa.backend_url,
+        storefront_url=settings.medusa.storefront_url,
+        store_cors=settings.medusa.store_cors,
+        admin_cors=settings.medusa.admin_cors,
+        auth_cors=settings.medusa.auth_cors,
+        extra_env=settings.medusa.env,
+        database_driver_options=settings.database.driver_options,
+        meilisearch_enabled=settings.meilisearch.enabled,
+        s3=settings.s3.model_dump(),
+    )
+
+
+def _previous_color(stdout: str) -> str | None:
+    for part in stdout.split():
+        if part.startswith("previous="):
+            return part.removeprefix("previous=")
+    return None
+
+
+def build_stack(settings: Settings) -> dict[str, Any]:
+    provider = docker.Provider("docker", host=settings.docker_host)
+    opts = pulumi.ResourceOptions(providers={"docker": provider})
+    secrets = StackSecrets("secrets", settings)
+
+    base = BaseServices(
+        "base",
+        BaseServicesArgs(
+            prefix=settings.prefix,
+            postgres_image=settings.images.postgres,
+            redis_image=settings.images.redis,
+            meilisearch_image=settings.images.meilisearch,
+            bundled_postgres=settings.database.mode == "bundled",
+            bundled_redis=settings.redis.mode == "bundled",
+            meilisearch=settings.meilisearch.enabled,
+            database_name=settings.database.name,
+            database_user=settings.database.user,
+            postgres_password=secrets["postgres_password"],
+            redis_password=secrets["redis_password"],
+            meilisearch_key=secrets["meilisearch_master_key"],
+        ),
+        opts=opts,
+    )
+
+    config_text = router_config_text(settings)
+    router = Router(
+        "router",
+        RouterArgs(
+            prefix=settings.prefix,
+            image=settings.images.nginx,
+            network_name=base.network_name,
+            bind_address=settings.router.bind_address,
+            http_port=settings.router.http_port,
+            https_port=settings.router.https_port,
+            preview_bind_address=settings.router.preview_bind_address,
+            preview_port=settings.router.preview_port,
+            tls_cert_path=settings.tls.cert_path if settings.tls.enabled else None,
+            tls_key_path=settings.tls.key_path if settings.tls.enabled else None,
+            config_text=pulumi.Output.secret(config_text) if settings.preview_token else config_text,
+            docker_host=settings.docker_host,
+        ),
+        opts=opts,
+    )
+
+    database_url = base.database_url or pulumi.Output.secret(optional_secret(settings.database_url) or "")
+    redis_url = base.redis_url or pulumi.Output.secret(optional_secret(settings.redis_url) or "")
+    medusa_secrets = pulumi.Output.secret(
+        pulumi.Output.all(
+            database_url, redis_url, secrets["jwt_secret"], secrets["cookie_secret"],
+            secrets["meilisearch_master_key"],
+        ).apply(
+            lambda v: secret_env(
+                MedusaSecrets(
+                    database_url=v[0], redis_url=v[1], jwt_secret=v[2], cookie_secret=v[3],
+                    meilisearch_key=v[4] if settings.meilisearch.enabled else None,
+                    stripe_api_key=optional_secret(settings.stripe_api_key),
+                    resend_api_key=optional_secret(settings.resend_api_key),
+                    s3_access_key_id=optional_secret(settings.s3_access_key_id),
+                    s3_secret_access_key=optional_secret(settings.s3_secret_access_key),
+                    extra={k: s.get_secret_value() for k, s in settings.extra_secret_env.items()},
+                )
+            )
+        )
+    )
+
+    def color_stack(color: naming.Color, image: str) -> ColorStack:
+        env = medusa_env_input(settings, color)
+        return ColorStack(
+            f"{color}-stack",
+            ColorStackArgs(
+                prefix=settings.prefix,
+                color=color,
+                image=image,
+                network_name=base.network_name,
+                server_env=plain_env(env, "server"),
+                worker_env=plain_env(env, "worker"),
+                secret_env=medusa_secrets,
+                server_memory_mb=settings.medusa.server_memory_mb,
+                worker_memory_mb=settings.medusa.worker_memory_mb,
+                stop_timeout_seconds=settings.medusa.stop_timeout_seconds,
+                postgres_container=f"{settings.prefix}-postgres"
+                if settings.database.mode == "bundled" and settings.backups.enabled
+                else None,
+                migrate_command=settings.medusa.migrate_command,
+                docker_host=settings.docker_host,
+                base_services=base.containers,
+            ),
+            opts=pulumi.ResourceOptions(providers={"docker": provider}),
+        )
+
+    target = settings.active_color
+    other = naming.other_color(target)
+    target_image = settings.image_for(target)
+    assert target_image is not None  # guaranteed by settings validation
+    target_stack = color_stack(target, target_image)
+
+    gate_settings = settings.health_gate
+    token_headers = (
+        {"X-Bluegreen-Preview-Token": settings.preview_token.get_secret_value()}
+        if settings.preview_token
+        else None
+    )
+    preview = router.switch("preview", target, triggers=[], depends_on=[target_stack.server])
+    gate = HealthGate(
+        f"{target}-health-gate",
+        url=f"{settings.preview_url}{gate_settings.path}",
+        color=target,
+        triggers=[target_stack.image.image_id, target_stack.server.id, preview.id],
+        expect_body=gate_settings.expect_body,
+        timeout_seconds=gate_settings.timeout_seconds,
+        deadline_seconds=gate_settings.deadline_seconds,
+        initial_backoff_seconds=gate_settings.initial_backoff_seconds,
+        max_backoff_seconds=gate_settings.max_backoff_seconds,
+        headers=token_headers,
+        opts=pulumi.ResourceOptions(depends_on=[preview]),
+    )
+    live = router.switch("live", target, triggers=[gate.id], depends_on=[gate])
+
+    scheme_port = (
+        ("https", settings.router.https_port) if settings.tls.enabled else ("http", settings.router.http_port)
+    )
+    live_probe_url = f"{scheme_port[0]}://{settings.router.probe_host}:{scheme_port[1]}{gate_settings.path}"
+    rollback = live.stdout.apply(
+        lambda out: router.switch_back_command(prev)  # type: ignore[arg-type]
+        if (prev := _previous_color(out)) in naming.COLORS and prev != target
+        else None
+    )
+    post_check = HealthGate(
+        "post-switch-check",
+        url=live_probe_url,
+        color=target,
+        triggers=[live.id],
+        expect_body=gate_settings.expect_body,
+        timeout_seconds=gate_settings.timeout_seconds,
+        deadline_seconds=min(60.0, gate_settings.deadline_seconds),
+        initial_backoff_seconds=gate_settings.initial_backoff_seconds,
+        max_backoff_seconds=gate_settings.max_backoff_seconds,
+        headers={"Host": settings.domain},
+        verify_tls=False,
+        rollback=rollback,
+        opts=pulumi.ResourceOptions(depends_on=[live]),
+    )
+    target_stack.start_worker(after=[live, post_check])
+
+    images: dict[str, pulumi.Input[str]] = {target: target_stack.image.image_id}
+    other_image = settings.image_for(other)
+    if other_image is not None and settings.other_color == "warm":
+        images[other] = color_stack(other, other_image).image.image_id
+
+    return {
+        "liveColor": target,
+        "images": images,
+        "imageRefs": {color: settings.image_for(color) for color in naming.COLORS},
+        "publicUrl": settings.public_url,
+        "previewUrl": settings.preview_url,
+        "lastGateResult": gate.result,
+        "postSwitchCheck": post_check.result,
+        "backup": target_stack.release.backup_name,
+        "routerContainerId": router.container.id,
+    }

@@ -1,0 +1,132 @@
+#!/bin/sh
+# Control script of the blue-green router, run inside the nginx container (POSIX sh, no bash).
+#
+#   router.sh switch live|preview blue|green   flip a route: one atomic file operation, no reload
+#   router.sh status                           print the color of each route
+#   router.sh apply < config                   install a new nginx config: nginx -t, then reload;
+#                                              a refused config is rolled back and the call fails
+#   router.sh boot                             container entry point: start nginx from a config
+#                                              that validates, so a bad file never crash-loops it
+#
+# nginx reads the state per request (`if (-f $state_dir/live-green)`), so `switch` changes which
+# color answers the next request while every open connection keeps going.
+set -eu
+
+conf_dir=${BLUEGREEN_CONF_DIR:-/etc/nginx/conf.d}
+nginx_cmd=${BLUEGREEN_NGINX:-nginx}
+own_dir=$conf_dir/bluegreen
+state_dir=$own_dir/state
+config=$conf_dir/bluegreen.conf
+last_good=$own_dir/last-good.conf
+
+refuse() {
+    echo "bluegreen-router: refusing: $*" >&2
+    exit 2
+}
+
+color_of() {
+    if [ -f "$state_dir/$1-green" ]; then echo green; else echo blue; fi
+}
+
+cmd_switch() {
+    route=${1-}
+    color=${2-}
+    case "$route" in
+        live | preview) ;;
+        *) refuse "route must be 'live' or 'preview', got '$route'" ;;
+    esac
+    case "$color" in
+        blue | green) ;;
+        *) refuse "color must be 'blue' or 'green', got '$color'" ;;
+    esac
+    mkdir -p "$state_dir"
+    previous=$(color_of "$route")
+    if [ "$color" = green ]; then
+        # rename(2) is atomic: a request sees either no file or the complete one.
+        marker=$(mktemp "$state_dir/.$route.XXXXXX")
+        mv -f "$marker" "$state_dir/$route-green"
+    else
+        rm -f "$state_dir/$route-green"
+    fi
+    echo "route=$route previous=$previous current=$color"
+}
+
+cmd_status() {
+    echo "live=$(color_of live) preview=$(color_of preview)"
+}
+
+nginx_test() {
+    # shellcheck disable=SC2086 # BLUEGREEN_NGINX may carry flags (-c, -p) on purpose
+    $nginx_cmd -t 2>&1
+}
+
+cmd_apply() {
+    mkdir -p "$state_dir"
+    incoming=$(mktemp "$own_dir/.incoming.XXXXXX")
+    cat >"$incoming"
+    if [ ! -s "$incoming" ]; then
+        rm -f "$incoming"
+        refuse "empty config on stdin"
+    fi
+    if [ -f "$config" ] && cmp -s "$incoming" "$config"; then
+        rm -f "$incoming"
+        echo "config unchanged"
+        return 0
+    fi
+    previous=
+    if [ -f "$config" ]; then
+        previous=$own_dir/previous.conf
+        cp -p "$config" "$previous"
+    fi
+    mv -f "$incoming" "$config"
+    # The image's welcome server would compete with ours for port 80.
+    rm -f "$conf_dir/default.conf"
+    if ! output=$(nginx_test); then
+        if [ -n "$previous" ]; then mv -f "$previous" "$config"; else rm -f "$config"; fi
+        echo "bluegreen-router: nginx -t refused the new config; the previous config stays live:" >&2
+        echo "$output" >&2
+        exit 1
+    fi
+    cp "$config" "$last_good"
+    # shellcheck disable=SC2086
+    $nginx_cmd -s reload
+    echo "config applied and nginx reloaded"
+}
+
+cmd_boot() {
+    mkdir -p "$state_dir"
+    if [ ! -f "$config" ] && [ -f "$last_good" ]; then
+        cp "$last_good" "$config"
+        echo "bluegreen-router: restored missing config from last-good copy" >&2
+    fi
+    if ! nginx_test >/dev/null; then
+        quarantine=$own_dir/quarantine
+        mkdir -p "$quarantine"
+        for file in "$conf_dir"/*.conf; do
+            if [ -f "$file" ] && [ "$file" != "$config" ]; then
+                mv -f "$file" "$quarantine/"
+                echo "bluegreen-router: quarantined $file (nginx -t failed)" >&2
+            fi
+        done
+        if ! nginx_test >/dev/null && [ -f "$last_good" ]; then
+            cp "$last_good" "$config"
+            echo "bluegreen-router: restored last-good config" >&2
+        fi
+        if ! nginx_test >/dev/null && [ -f "$config" ]; then
+            mv -f "$config" "$quarantine/"
+            echo "bluegreen-router: quarantined $config; serving nothing until the next apply" >&2
+        fi
+    fi
+    # shellcheck disable=SC2086
+    exec $nginx_cmd -g 'daemon off;'
+}
+
+command=${1-}
+[ $# -gt 0 ] && shift
+case "$command" in
+    switch) cmd_switch "$@" ;;
+    status) cmd_status ;;
+    apply) cmd_apply ;;
+    boot) cmd_boot ;;
+    *) refuse "unknown command '$command' (switch|status|apply|boot)" ;;
+esac

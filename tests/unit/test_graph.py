@@ -1,0 +1,154 @@
+"""The resource graph: which resources exist, their order, and what a flip must not touch."""
+
+import pytest
+
+from tests.unit.configs import HOSTILE_PASSWORD, config, two_colors
+from tests.unit.mock_stack import fake_digest, plain_strings, run_program
+
+# Resources whose inputs must be byte-identical whichever color is live (rules 1 and 3).
+COLOR_INDEPENDENT = [
+    "router", "router-config-volume", "router-image", "router-config", "router-control-script",
+    "network", "backups-volume", "postgres", "postgres-volume", "postgres-image",
+    "redis", "redis-volume", "redis-image", "meilisearch", "meilisearch-volume", "meilisearch-image",
+]
+
+
+def names_of_type(monitor, type_):
+    return sorted(n for n, r in monitor.registrations.items() if r.type == type_)
+
+
+def test_first_deploy_creates_one_color_and_the_shared_services():
+    monitor, outputs = run_program(config())
+    containers = names_of_type(monitor, "docker:index/container:Container")
+    assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
+    commands = names_of_type(monitor, "command:local:Command")
+    assert commands == ["blue-backup", "blue-migrate", "live-route", "preview-route", "router-config", "router-control-script"]
+    gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
+    assert gates == ["blue-health-gate", "post-switch-check"]
+    assert outputs["liveColor"] == "blue"
+    assert outputs["images"] == {"blue": fake_digest("registry.example.com/shop/medusa:1.0.0")}
+    assert outputs["publicUrl"] == "http://api.shop.example.com"
+    assert outputs["backup"] == "20261122T000000Z-blue-app.dump"
+
+
+def test_two_color_stack_keeps_other_server_warm_and_stops_its_worker():
+    monitor, outputs = run_program(two_colors("green"))
+    containers = names_of_type(monitor, "docker:index/container:Container")
+    assert "blue-server" in containers and "blue-worker" not in containers
+    assert "green-server" in containers and "green-worker" in containers
+    assert set(outputs["images"]) == {"blue", "green"}
+    assert "green-health-gate" in monitor.registrations
+    assert "blue-health-gate" not in monitor.registrations
+
+
+def test_other_color_stopped_removes_its_server_too():
+    monitor, _ = run_program({**two_colors("green"), "otherColor": "stopped"})
+    containers = names_of_type(monitor, "docker:index/container:Container")
+    assert not any(name.startswith("blue-") for name in containers)
+
+
+def test_flip_changes_no_input_of_router_network_volumes_or_shared_services():
+    before, _ = run_program(two_colors("blue"))
+    after, _ = run_program(two_colors("green"))
+    for name in COLOR_INDEPENDENT:
+        assert before.registrations[name].inputs == after.registrations[name].inputs, name
+        assert before.registrations[name].dependencies == after.registrations[name].dependencies, name
+    # A warm color that becomes live keeps its server: same inputs, so nothing is recreated.
+    for name in ("blue-server", "green-server", "blue-image", "green-image", "blue-migrate", "green-migrate"):
+        assert before.registrations[name].inputs == after.registrations[name].inputs, name
+
+
+def test_router_container_inputs_name_no_color():
+    # The flip test above compares whole inputs; this one also catches a color that would be
+    # the same in both runs (say, a label naming the first color ever deployed).
+    monitor, _ = run_program(two_colors("green"))
+    for name in ("router", "router-config-volume", "router-image"):
+        text = " ".join(plain_strings(monitor.registrations[name].inputs)).replace("bluegreen", "")
+        assert "blue" not in text and "green" not in text, name
+
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_order_of_operations_is_real_dependencies(active):
+    monitor, _ = run_program(two_colors(active))
+    chain = [
+        (f"{active}-backup", "postgres"),
+        (f"{active}-migrate", f"{active}-backup"),
+        (f"{active}-server", f"{active}-migrate"),
+        ("preview-route", f"{active}-server"),
+        ("preview-route", "router-config"),
+        (f"{active}-health-gate", "preview-route"),
+        ("live-route", f"{active}-health-gate"),
+        ("post-switch-check", "live-route"),
+        (f"{active}-worker", "live-route"),
+        (f"{active}-worker", "post-switch-check"),
+        ("router-config", "router-control-script"),
+    ]
+    for later, earlier in chain:
+        assert monitor.depends_on(later, earlier), f"{later} must depend on {earlier}"
+
+
+def test_gate_reruns_on_image_and_container_changes():
+    monitor, _ = run_program(config())
+    triggers = monitor.registrations["blue-health-gate"].inputs["triggers"]
+    assert fake_digest("registry.example.com/shop/medusa:1.0.0") in triggers
+    assert "blue-server-id" in triggers
+
+
+def test_data_volumes_outlive_destroy():
+    monitor, _ = run_program(config())
+    for name in ("postgres-volume", "redis-volume", "meilisearch-volume", "backups-volume"):
+        assert monitor.registrations[name].retain_on_delete, name
+
+
+def test_no_data_port_published_and_router_ports_from_settings():
+    monitor, _ = run_program(config(router='{"bindAddress": "127.0.0.1", "httpPort": 8080}'))
+    for name in ("postgres", "redis", "meilisearch", "blue-server", "blue-worker"):
+        assert "ports" not in monitor.registrations[name].inputs, name
+    ports = monitor.registrations["router"].inputs["ports"]
+    assert {"internal": 80.0, "external": 8080.0, "ip": "127.0.0.1", "protocol": "tcp"} in ports or any(
+        p.get("external") == 8080 and p.get("ip") == "127.0.0.1" for p in ports
+    )
+    preview = [p for p in ports if p.get("internal") == 8081]
+    assert preview and preview[0]["ip"] == "127.0.0.1"
+
+
+def secret_values(monitor) -> list[str]:
+    generated = [
+        r.inputs.get("result") for r in monitor.registrations.values() if r.type.startswith("random:")
+    ]
+    return [
+        HOSTILE_PASSWORD, HOSTILE_PASSWORD[::-1], "j" * 40, "c" * 40, "sk_live_stripe_secret_value",
+        "p%40ss%3Aw%2Frd%3F%23%25%27%22%20x%2B%26%3D",
+        *[f"generated-{n}-0123456789" for n in ("meilisearch-master-key",)],
+        *[g for g in generated if g],
+    ]
+
+
+def test_no_secret_in_any_non_secret_input():
+    monitor, _ = run_program({**two_colors("blue"), "previewToken": "preview-token-abcdefgh"})
+    secrets = [*secret_values(monitor), "preview-token-abcdefgh"]
+    for reg in monitor.registrations.values():
+        for text in plain_strings(reg.inputs):
+            for secret in secrets:
+                assert secret not in text, f"{reg.name} carries a secret in a plain input"
+
+
+def test_secrets_do_reach_the_containers_as_secret_inputs():
+    monitor, _ = run_program(config())
+    envs = monitor.registrations["blue-server"].inputs["envs"]
+    assert envs["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    env = dict(item.split("=", 1) for item in envs["value"])
+    assert env["MEDUSA_WORKER_MODE"] == "server"
+    assert env["DATABASE_URL"].startswith("postgres://medusa:p%40ss%3Aw%2Frd")
+    assert env["DATABASE_URL"].endswith("@postgres:5432/medusa?sslmode=disable")
+    assert env["REDIS_URL"].startswith("redis://default:") and env["REDIS_URL"].endswith("@redis:6379/0")
+    assert env["FEATURE_X"] == "on"
+    worker = dict(i.split("=", 1) for i in monitor.registrations["blue-worker"].inputs["envs"]["value"])
+    assert worker["MEDUSA_WORKER_MODE"] == "worker" and worker["DISABLE_MEDUSA_ADMIN"] == "true"
+
+
+def test_redis_password_is_on_no_command_line():
+    monitor, _ = run_program(config())
+    redis = monitor.registrations["redis"].inputs
+    assert "requirepass" in " ".join(redis["command"]) and "$REDISCLI_AUTH" in " ".join(redis["command"])
+    assert redis["healthcheck"]["tests"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
