@@ -14,6 +14,7 @@ import pulumi_docker as docker
 
 from components import naming
 from components.container_defaults import LOG_DRIVER, LOG_OPTS
+from components.stack_secrets import as_secret
 from components.urls import postgres_url, redis_url
 
 # Reads the password from the environment, so it is on no command line (rule 8); redis.conf
@@ -68,7 +69,7 @@ class BaseServices(pulumi.ComponentResource):
         if args.bundled_postgres:
             self.postgres_container = self._postgres(child, keep_data)
             self.containers.append(self.postgres_container)
-            self.database_url = pulumi.Output.secret(
+            self.database_url = as_secret(
                 args.postgres_password.apply(
                     lambda password: postgres_url(
                         args.database_user, password, naming.POSTGRES_HOST, args.database_name
@@ -79,7 +80,7 @@ class BaseServices(pulumi.ComponentResource):
         self.redis_url = None
         if args.bundled_redis:
             self.containers.append(self._redis(child, keep_data))
-            self.redis_url = pulumi.Output.secret(
+            self.redis_url = as_secret(
                 args.redis_password.apply(lambda password: redis_url(password, naming.REDIS_HOST))
             )
 
@@ -99,7 +100,7 @@ class BaseServices(pulumi.ComponentResource):
             "postgres",
             name=f"{args.prefix}-postgres",
             image=image.image_id,
-            envs=pulumi.Output.secret(
+            envs=as_secret(
                 args.postgres_password.apply(
                     lambda password: [
                         f"POSTGRES_DB={args.database_name}",
@@ -133,7 +134,7 @@ class BaseServices(pulumi.ComponentResource):
             name=f"{args.prefix}-redis",
             image=image.image_id,
             command=["sh", "-c", REDIS_BOOT],
-            envs=pulumi.Output.secret(args.redis_password.apply(lambda password: [f"REDISCLI_AUTH={password}"])),
+            envs=as_secret(args.redis_password.apply(lambda password: [f"REDISCLI_AUTH={password}"])),
             volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
             networks_advanced=self._attach(naming.REDIS_HOST),
             healthcheck=docker.ContainerHealthcheckArgs(
@@ -154,7 +155,7 @@ class BaseServices(pulumi.ComponentResource):
             "meilisearch",
             name=f"{args.prefix}-meilisearch",
             image=image.image_id,
-            envs=pulumi.Output.secret(
+            envs=as_secret(
                 args.meilisearch_key.apply(
                     lambda key: ["MEILI_ENV=production", f"MEILI_MASTER_KEY={key}", "MEILI_NO_ANALYTICS=true"]
                 )

@@ -17,6 +17,7 @@ from components import naming
 from components.container_defaults import LOG_DRIVER, LOG_OPTS, MEDUSA_HEALTHCHECK
 from components.medusa_env import Role, docker_envs
 from components.release import Release, ReleaseArgs
+from components.stack_secrets import as_secret
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ColorStack(pulumi.ComponentResource):
                 network_name=args.network_name,
                 postgres_container=args.postgres_container,
                 migrate_command=args.migrate_command,
-                migrate_env=pulumi.Output.secret(
+                migrate_env=as_secret(
                     args.secret_env.apply(lambda secrets: {**args.worker_env, **secrets})
                 ),
                 docker_host=args.docker_host,
@@ -81,12 +82,16 @@ class ColorStack(pulumi.ComponentResource):
         self, role: Role, env: Mapping[str, str], memory_mb: int, after: Sequence[pulumi.Resource]
     ) -> docker.Container:
         args = self._args
-        name = naming.server_container(args.prefix, args.color) if role == "server" else naming.worker_container(args.prefix, args.color)
+        name = (
+            naming.server_container(args.prefix, args.color)
+            if role == "server"
+            else naming.worker_container(args.prefix, args.color)
+        )
         return docker.Container(
             f"{args.color}-{role}",
             name=name,
             image=self.image.image_id,
-            envs=pulumi.Output.secret(args.secret_env.apply(lambda secrets: docker_envs({**env, **secrets}))),
+            envs=as_secret(args.secret_env.apply(lambda secrets: docker_envs({**env, **secrets}))),
             labels=[
                 docker.ContainerLabelArgs(label="medusa-bluegreen.color", value=args.color),
                 docker.ContainerLabelArgs(label="medusa-bluegreen.role", value=role),

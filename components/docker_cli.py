@@ -32,7 +32,8 @@ def router_apply(router: str) -> str:
 def router_install_script(router: str) -> str:
     # The control script arrives on stdin; it is renamed into place so a half-written copy
     # is never run.
-    install = f"mkdir -p {SCRIPT_PATH.rsplit('/', 1)[0]} && cat > {SCRIPT_PATH}.new && mv -f {SCRIPT_PATH}.new {SCRIPT_PATH}"
+    folder = SCRIPT_PATH.rsplit("/", 1)[0]
+    install = f"mkdir -p {folder} && cat > {SCRIPT_PATH}.new && mv -f {SCRIPT_PATH}.new {SCRIPT_PATH}"
     return _join(["docker", "exec", "-i", router, "sh", "-c", install])
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.health_poll import HealthGateFailed, PollSpec, failure_message, poll
+from components.health_poll import HealthGateFailedError, PollSpec, failure_message, poll
+from components.stack_secrets import as_secret
 
 _SPEC_KEYS = (
     "url", "color", "expect_status", "expect_body", "expect_color_header", "timeout_seconds",
@@ -47,7 +48,7 @@ def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
         rollback = props.get("rollback")
         if rollback:
             message += f"; {_rollback(rollback)}"
-        raise HealthGateFailed(message)
+        raise HealthGateFailedError(message)
     return {
         "healthy": True,
         "color": spec.color,
@@ -104,7 +105,7 @@ class HealthGate(dynamic.Resource):
         expect_color_header: bool = True,
         verify_tls: bool = True,
         headers: pulumi.Input[Mapping[str, str]] | None = None,
-        rollback: pulumi.Input[Mapping[str, Any]] | None = None,
+        rollback: pulumi.Input[Mapping[str, Any] | None] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         props: dict[str, Any] = {
@@ -119,7 +120,7 @@ class HealthGate(dynamic.Resource):
             "deadline_seconds": deadline_seconds,
             "initial_backoff_seconds": initial_backoff_seconds,
             "max_backoff_seconds": max_backoff_seconds,
-            "headers": pulumi.Output.secret(headers) if headers is not None else {},
+            "headers": as_secret(headers) if headers is not None else {},
             "rollback": rollback,
             "result": None,
         }

@@ -50,7 +50,7 @@ class PollResult:
         return data
 
 
-class HealthGateFailed(Exception):
+class HealthGateFailedError(Exception):
     pass
 
 

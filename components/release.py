@@ -15,6 +15,7 @@ import pulumi_command as command
 
 from components import docker_cli
 from components.naming import Color
+from components.stack_secrets import as_secret
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Release(pulumi.ComponentResource):
             create=pulumi.Output.unsecret(
                 pulumi.Output.all(args.network_name, args.migrate_env, args.image_id).apply(migrate_line)
             ),
-            environment=pulumi.Output.secret(
+            environment=as_secret(
                 pulumi.Output.from_input(args.migrate_env).apply(lambda env: {**env, **environment})
             ),
             triggers=[args.image_id],

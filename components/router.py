@@ -64,8 +64,12 @@ class Router(pulumi.ComponentResource):
         if args.tls_cert_path and args.tls_key_path:
             ports.append(docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.https_port, ip=args.bind_address))
             volumes += [
-                docker.ContainerVolumeArgs(host_path=args.tls_cert_path, container_path=f"{TLS_DIR}/fullchain.pem", read_only=True),
-                docker.ContainerVolumeArgs(host_path=args.tls_key_path, container_path=f"{TLS_DIR}/privkey.pem", read_only=True),
+                docker.ContainerVolumeArgs(
+                    host_path=args.tls_cert_path, container_path=f"{TLS_DIR}/fullchain.pem", read_only=True
+                ),
+                docker.ContainerVolumeArgs(
+                    host_path=args.tls_key_path, container_path=f"{TLS_DIR}/privkey.pem", read_only=True
+                ),
             ]
         self.container = docker.Container(
             "router",

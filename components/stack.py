@@ -27,7 +27,7 @@ from components.router_config import (
     render_router_config,
 )
 from components.settings import Settings
-from components.stack_secrets import StackSecrets, optional_secret
+from components.stack_secrets import StackSecrets, as_secret, optional_secret
 
 
 def router_config_text(settings: Settings) -> str:
@@ -70,6 +70,13 @@ def _previous_color(stdout: str) -> str | None:
     return None
 
 
+def _rollback_to(router: Router, previous: str | None, target: naming.Color) -> dict[str, Any] | None:
+    """The post-switch check flips back to the color that was live before, if there was one."""
+    if previous in ("blue", "green") and previous != target:
+        return router.switch_back_command("blue" if previous == "blue" else "green")
+    return None
+
+
 def build_stack(settings: Settings) -> dict[str, Any]:
     provider = docker.Provider("docker", host=settings.docker_host)
     opts = pulumi.ResourceOptions(providers={"docker": provider})
@@ -108,15 +115,15 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             preview_port=settings.router.preview_port,
             tls_cert_path=settings.tls.cert_path if settings.tls.enabled else None,
             tls_key_path=settings.tls.key_path if settings.tls.enabled else None,
-            config_text=pulumi.Output.secret(config_text) if settings.preview_token else config_text,
+            config_text=as_secret(config_text) if settings.preview_token else config_text,
             docker_host=settings.docker_host,
         ),
         opts=opts,
     )
 
-    database_url = base.database_url or pulumi.Output.secret(optional_secret(settings.database_url) or "")
-    redis_url = base.redis_url or pulumi.Output.secret(optional_secret(settings.redis_url) or "")
-    medusa_secrets = pulumi.Output.secret(
+    database_url = base.database_url or as_secret(optional_secret(settings.database_url) or "")
+    redis_url = base.redis_url or as_secret(optional_secret(settings.redis_url) or "")
+    medusa_secrets: pulumi.Output[dict[str, str]] = as_secret(
         pulumi.Output.all(
             database_url, redis_url, secrets["jwt_secret"], secrets["cookie_secret"],
             secrets["meilisearch_master_key"],
@@ -192,11 +199,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         ("https", settings.router.https_port) if settings.tls.enabled else ("http", settings.router.http_port)
     )
     live_probe_url = f"{scheme_port[0]}://{settings.router.probe_host}:{scheme_port[1]}{gate_settings.path}"
-    rollback = live.stdout.apply(
-        lambda out: router.switch_back_command(prev)  # type: ignore[arg-type]
-        if (prev := _previous_color(out)) in naming.COLORS and prev != target
-        else None
-    )
+    rollback = live.stdout.apply(lambda out: _rollback_to(router, _previous_color(out), target))
     post_check = HealthGate(
         "post-switch-check",
         url=live_probe_url,

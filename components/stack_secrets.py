@@ -7,6 +7,8 @@ tested with hostile characters anyway.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
@@ -30,13 +32,13 @@ class StackSecrets(pulumi.ComponentResource):
         for field_name, length in GENERATED.items():
             given: SecretStr | None = getattr(settings, field_name)
             if given is not None:
-                self._values[field_name] = pulumi.Output.secret(given.get_secret_value())
+                self._values[field_name] = as_secret(given.get_secret_value())
             else:
                 generated = random.RandomPassword(
                     field_name.replace("_", "-"), length=length, special=False,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
-                self._values[field_name] = pulumi.Output.secret(generated.result)
+                self._values[field_name] = as_secret(generated.result)
         self.register_outputs({})
 
     def __getitem__(self, field_name: str) -> pulumi.Output[str]:
@@ -45,3 +47,9 @@ class StackSecrets(pulumi.ComponentResource):
 
 def optional_secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def as_secret(value: object) -> pulumi.Output[Any]:
+    """Output.secret with its type kept (the SDK's annotation makes mypy infer Never)."""
+    wrap: Any = pulumi.Output.secret
+    return cast(pulumi.Output[Any], wrap(value))

@@ -22,7 +22,9 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     containers = names_of_type(monitor, "docker:index/container:Container")
     assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
     commands = names_of_type(monitor, "command:local:Command")
-    assert commands == ["blue-backup", "blue-migrate", "live-route", "preview-route", "router-config", "router-control-script"]
+    assert commands == [
+        "blue-backup", "blue-migrate", "live-route", "preview-route", "router-config", "router-control-script",
+    ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
     assert outputs["liveColor"] == "blue"
