@@ -1,6 +1,7 @@
 """Every bad input gets a clear, specific error before any resource exists (rule 10)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,29 @@ def test_empty_value_clears_a_key():
     assert settings.green_image is None
 
 
+
+
+def _stack_file(name):
+    import yaml
+
+    from components.settings import PROJECT
+
+    path = Path(__file__).resolve().parents[2] / f"Pulumi.{name}.yaml"
+    config = yaml.safe_load(path.read_text())["config"]
+    return {
+        key.removeprefix(f"{PROJECT}:"): value if isinstance(value, str) else json.dumps(value)
+        for key, value in config.items()
+    }
+
+
+def test_shipped_local_stack_is_valid():
+    settings = load_settings(_stack_file("local"))
+    assert settings.router.bind_address == "127.0.0.1"
+    assert settings.meilisearch.enabled is False
+
+
+def test_shipped_production_stack_only_lacks_its_secrets():
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_stack_file("production"))
+    assert [p.split(":")[0] for p in caught.value.problems] == ["previewToken"]
+    load_settings({**_stack_file("production"), "previewToken": "a-long-random-preview-token"})

@@ -1,0 +1,198 @@
+"""Real `pulumi up` against a real Docker engine: the release scenarios of the product.
+
+The tests run in file order on one stack, like the life of a real deployment: first release,
+release under load, a broken release, a manual switch back, the seed system's bad states,
+no-op runs and a destroy. The test app (harness/images/testapp) stands in for Medusa.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import measure
+from tests.e2e.load import Load
+from tests.e2e.project import PulumiStack, container_id, docker
+
+PREFIX = "e2e"
+HTTP_PORT = 18080
+PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
+
+BASE_CONFIG: dict[str, Any] = {
+    "activeColor": "blue",
+    "blueImage": "medusa-bg/testapp:v1",
+    "domain": "localhost",
+    "prefix": PREFIX,
+    "meilisearch": {"enabled": False},
+    "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22"},
+    "router": {
+        "bindAddress": "127.0.0.1", "httpPort": HTTP_PORT, "previewPort": 19080,
+        "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,
+    },
+    "healthGate": {"deadlineSeconds": 25, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
+    "medusa": {"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
+    stack = PulumiStack(workdir, engine)
+    stack.set_config({**BASE_CONFIG, "dockerHost": engine["DOCKER_HOST"]})
+    yield stack
+    stack.run("destroy", "--yes", check=False)
+    # Data volumes outlive destroy by design; this throwaway stack removes them itself.
+    for volume in docker("volume", "ls", "-q", "--filter", f"name=^{PREFIX}-").split():
+        docker("volume", "rm", "-f", volume, check=False)
+
+
+def configure(stack: PulumiStack, **changes: Any) -> None:
+    stack.set_config({**BASE_CONFIG, "dockerHost": stack.env["DOCKER_HOST"], **changes})
+
+
+def live() -> dict[str, Any]:
+    response = requests.get(f"{PUBLIC}/", timeout=5)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert response.headers["X-Bluegreen-Color"] == body["color"]
+    return body
+
+
+def assert_clean(load: Load, label: str) -> None:
+    report = load.stop()
+    measure(f"{label}: {report.summary()}")
+    assert report.total > 0
+    assert report.failed == 0, report.failures
+
+
+def test_a_first_release_on_blue(stack: PulumiStack) -> None:
+    run = stack.up()
+    measure(f"a. first release on a fresh host: pulumi up {run.seconds:.1f}s")
+    assert live() == {"color": "blue", "version": "v1", "mode": "server"}
+    outputs = stack.outputs()
+    assert outputs["liveColor"] == "blue"
+    assert outputs["lastGateResult"]["healthy"] is True
+    assert outputs["images"]["blue"].startswith("sha256:")
+    worker = docker("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", f"{PREFIX}-blue-worker")
+    assert "MEDUSA_WORKER_MODE=worker" in worker.split()
+
+
+def test_b_release_to_green_under_load_drops_nothing(stack: PulumiStack) -> None:
+    shared = {name: container_id(f"{PREFIX}-{name}") for name in ("router", "postgres", "redis")}
+    configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v2")
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up()
+        time.sleep(1)
+    assert_clean(load, f"b. release to green under load (pulumi up {run.seconds:.1f}s)")
+    assert load.report.colors["blue"] > 0 and load.report.colors["green"] > 0
+    assert live()["color"] == "green" and live()["version"] == "v2"
+    assert {name: container_id(f"{PREFIX}-{name}") for name in shared} == shared
+    assert container_id(f"{PREFIX}-blue-server") is not None, "the old color stays warm"
+    assert container_id(f"{PREFIX}-blue-worker") is None, "the old color's worker is stopped"
+
+
+def test_c_never_healthy_release_fails_and_traffic_stays(stack: PulumiStack) -> None:
+    configure(stack, activeColor="blue", blueImage="medusa-bg/testapp:never-healthy",
+              greenImage="medusa-bg/testapp:v2")
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up(check=False)
+    assert run.returncode != 0
+    assert "health gate failed for color blue" in run.output, run.output[-3000:]
+    assert "last status: 503" in run.output
+    assert_clean(load, f"c. never-healthy release refused (pulumi up failed after {run.seconds:.1f}s)")
+    assert set(load.report.colors) == {"green"}
+    assert live()["color"] == "green"
+    # Put the good release back on the idle color, live stays green.
+    configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v2")
+    stack.up()
+    assert live()["color"] == "green"
+
+
+def test_d_manual_switch_back_is_fast_and_reuses_the_warm_color(stack: PulumiStack) -> None:
+    warm_server = container_id(f"{PREFIX}-blue-server")
+    assert warm_server is not None
+    configure(stack, activeColor="blue", greenImage="medusa-bg/testapp:v2")
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up()
+        time.sleep(1)
+    assert_clean(load, f"d. manual switch to warm blue: pulumi up {run.seconds:.1f}s")
+    assert live() == {"color": "blue", "version": "v1", "mode": "server"}
+    assert container_id(f"{PREFIX}-blue-server") == warm_server, "warm color must not be recreated"
+
+
+def test_e1_router_removed_out_of_band_recovers_with_refresh(stack: PulumiStack) -> None:
+    docker("rm", "-f", f"{PREFIX}-router")
+    run = stack.up("--refresh")
+    measure(f"e1. router removed out of band: recovered by pulumi up --refresh in {run.seconds:.1f}s")
+    assert live()["color"] == "blue"
+
+
+def test_e2_router_crash_loop_file_is_quarantined(stack: PulumiStack) -> None:
+    router = f"{PREFIX}-router"
+    docker("exec", router, "sh", "-c", "echo 'this is { not nginx' > /etc/nginx/conf.d/zz-broken.conf")
+    docker("restart", router)
+    began = time.monotonic()
+    while True:
+        try:
+            body = live()
+            break
+        except (requests.RequestException, AssertionError):
+            assert time.monotonic() - began < 30, docker("logs", "--tail", "30", router)
+            time.sleep(0.5)
+    measure(f"e2. router restarted with a broken file in its config volume: serving again after "
+            f"{time.monotonic() - began:.1f}s (file quarantined)")
+    assert body["color"] == "blue"
+    listing = docker("exec", router, "ls", "/etc/nginx/conf.d/bluegreen/quarantine")
+    assert "zz-broken.conf" in listing
+    stack.up("--refresh")
+    assert live()["color"] == "blue"
+
+
+def test_e3_killed_live_server_recovers_with_refresh(stack: PulumiStack) -> None:
+    docker("rm", "-f", f"{PREFIX}-blue-server")
+    assert requests.get(f"{PUBLIC}/", timeout=10).status_code == 502
+    assert requests.get(f"{PUBLIC}/_bluegreen/health", timeout=5).status_code == 200
+    run = stack.up("--refresh")
+    measure(f"e3. live server removed: recovered by pulumi up --refresh in {run.seconds:.1f}s")
+    assert live()["color"] == "blue"
+
+
+def test_e4_both_colors_running_is_the_normal_warm_state(stack: PulumiStack) -> None:
+    for color in ("blue", "green"):
+        state = docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-{color}-server")
+        assert state == "running", color
+    stack.up("--refresh")
+    assert live()["color"] == "blue"
+
+
+def test_f_noop_changes_nothing_and_preview_names_only_the_changed_color(stack: PulumiStack) -> None:
+    stack.run("preview", "--expect-no-changes")
+    configure(stack, activeColor="blue", greenImage="medusa-bg/testapp:v1")
+    preview = json.loads(stack.run("preview", "--json").stdout)
+    changed = [
+        step["urn"].rsplit("::", 1)[-1]
+        for step in preview["steps"]
+        if step["op"] != "same" and not step["urn"].endswith("pulumi:pulumi:Stack")
+    ]
+    measure(f"f. preview after changing the idle color's image names: {sorted(changed)}")
+    assert changed
+    assert all("green" in name for name in changed), changed
+    configure(stack, activeColor="blue", greenImage="medusa-bg/testapp:v2")
+    stack.run("preview", "--expect-no-changes")
+
+
+def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:
+    psql = ["exec", f"{PREFIX}-postgres", "psql", "-U", "medusa", "-d", "medusa", "-tAc"]
+    docker(*psql, "CREATE TABLE IF NOT EXISTS survives (v text); INSERT INTO survives VALUES ('kept');")
+    stack.run("destroy", "--yes")
+    assert container_id(f"{PREFIX}-postgres") is None
+    assert f"{PREFIX}-pgdata" in docker("volume", "ls", "-q").split()
+    run = stack.up()
+    measure(f"g. destroy, then up again from nothing: {run.seconds:.1f}s; Postgres data kept")
+    assert docker(*psql, "SELECT v FROM survives") == "kept"
+    assert live()["color"] == "blue"
