@@ -9,6 +9,8 @@ carry a rollback command that flips the router back before the run fails.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import uuid
@@ -26,8 +28,15 @@ _SPEC_KEYS = (
     "url", "color", "expect_status", "expect_body", "expect_color_header", "timeout_seconds",
     "deadline_seconds", "initial_backoff_seconds", "max_backoff_seconds", "verify_tls",
 )
-# Inputs whose change re-runs the gate. `headers` only carries the preview token.
-_GUARDED = (*_SPEC_KEYS, "triggers", "headers")
+# Inputs whose change re-runs the gate. `headers` (the preview token) is compared by digest,
+# see _headers_digest.
+_GUARDED = (*_SPEC_KEYS, "triggers")
+
+
+def _headers_digest(headers: Any) -> str:
+    # Diff gets the old *outputs*, which leave the headers out (they carry the preview token), so
+    # the outputs keep this digest instead and Diff compares it with the new headers' digest.
+    return hashlib.sha256(json.dumps(headers or {}, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _rollback(command: Mapping[str, Any]) -> str:
@@ -40,8 +49,10 @@ def _rollback(command: Mapping[str, Any]) -> str:
 
 
 def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
-    spec = PollSpec(**{key: props[key] for key in _SPEC_KEYS if props.get(key) is not None},
-                    headers=dict(props.get("headers") or {}))
+    values = {key: props[key] for key in _SPEC_KEYS if props.get(key) is not None}
+    if "expect_status" in values:  # protobuf carries every number as a float (200.0)
+        values["expect_status"] = int(values["expect_status"])
+    spec = PollSpec(**values, headers=dict(props.get("headers") or {}))
     result = poll(spec)
     if not result.healthy:
         message = failure_message(spec, result)
@@ -62,7 +73,11 @@ def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _outputs(props: Mapping[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     # The headers (preview token) are left out of the outputs on purpose.
-    return {**{k: v for k, v in props.items() if k != "headers"}, "result": result}
+    return {
+        **{k: v for k, v in props.items() if k != "headers"},
+        "headers_digest": _headers_digest(props.get("headers")),
+        "result": result,
+    }
 
 
 class HealthGateProvider(dynamic.ResourceProvider):
@@ -76,6 +91,8 @@ class HealthGateProvider(dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         changed = [key for key in _GUARDED if olds.get(key) != news.get(key)]
+        if olds.get("headers_digest") != _headers_digest(news.get("headers")):
+            changed.append("headers")
         return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
