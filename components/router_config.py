@@ -212,9 +212,8 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 f'if ($http_x_bluegreen_preview_token != "{spec.preview_token}") {{',
                 "    return 404;",
                 "}",
-                "",
             ],
-            1,
+            2,
         )
     parts.append(
         _fill(
