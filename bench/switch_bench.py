@@ -38,6 +38,7 @@ from tests.component.nginx_harness import (  # noqa: E402
     Router,
     Sample,
     Upstream,
+    loopback_only,
     percentile,
     summarize,
     wait_until,
@@ -60,7 +61,7 @@ class Result:
 
 
 def render(router: Router, blue: str, green: str) -> str:
-    return render_router_config(
+    rendered = render_router_config(
         RouterConfigInput(
             domain="bench.local",
             upstreams={"blue": blue, "green": green},
@@ -74,6 +75,7 @@ def render(router: Router, blue: str, green: str) -> str:
             rate_limit_burst=100_000,
         )
     )
+    return loopback_only(rendered)
 
 
 def run_one(

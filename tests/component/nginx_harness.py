@@ -29,6 +29,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -49,6 +50,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTROL_SCRIPT = REPO / "nginx" / "bluegreen-router.sh"
 NGINX = "/usr/sbin/nginx"
 INSTALL_HINT = "run scripts/install-test-deps.sh (as root) to install nginx-light, wrk and openssl"
+WORKER_PROCESSES = 2
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -443,7 +445,7 @@ class Ports:
 
 MAIN_CONF = """\
 {user}
-worker_processes 2;
+worker_processes {workers};
 pid {root}/nginx.pid;
 error_log {root}/error.log notice;
 
@@ -462,6 +464,19 @@ http {{
     include {root}/conf.d/*.conf;
 }}
 """
+
+
+def loopback_only(config: str) -> str:
+    """The rendered config with every `listen PORT` bound to 127.0.0.1 only.
+
+    In the product nginx listens on all interfaces inside its container and Docker publishes
+    the ports on the configured host address; on a test machine that would expose the ports
+    on every interface. Only the listen address changes; the rest stays byte for byte.
+    """
+    bound, count = re.subn(r"^(\s*listen )(\d+)\b", r"\g<1>127.0.0.1:\2", config, flags=re.MULTILINE)
+    if count == 0 or re.search(r"^\s*listen \d+[\s;]", bound, flags=re.MULTILINE):
+        raise HarnessError("unexpected listen directives in the rendered config")
+    return bound
 
 
 class Router:
@@ -485,7 +500,7 @@ class Router:
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o755)
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
-        (self.root / "nginx.conf").write_text(MAIN_CONF.format(user=user, root=self.root))
+        (self.root / "nginx.conf").write_text(MAIN_CONF.format(user=user, root=self.root, workers=WORKER_PROCESSES))
         self.process: subprocess.Popen[bytes] | None = None
 
     # -- commands ------------------------------------------------------------------------------
@@ -545,7 +560,8 @@ class Router:
 
     def listening_ports(self) -> list[int]:
         text = self.config.read_text() if self.config.exists() else ""
-        return [p for p in (self.ports.http, self.ports.https, self.ports.preview) if f"listen {p}" in text]
+        ports = (self.ports.http, self.ports.https, self.ports.preview)
+        return [p for p in ports if re.search(rf"^\s*listen (127\.0\.0\.1:)?{p}\b", text, flags=re.MULTILINE)]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         assert self.process is not None
@@ -556,6 +572,8 @@ class Router:
             # `nginx -t` (run by `router.sh boot` first) also creates the pid file, empty, and
             # listens briefly: only the master's own pid in it means the real listeners are up.
             if not self.pid_file.exists() or self.pid_file.read_text().strip() != str(self.master_pid):
+                return False
+            if len(children_of(self.master_pid)) < WORKER_PROCESSES:
                 return False
             for port in self.listening_ports():
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
