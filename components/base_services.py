@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
-from components import naming
-from components.container_defaults import LOG_DRIVER, LOG_OPTS
+from components import docker_cli, naming
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
 from components.stack_secrets import as_secret
 from components.urls import postgres_url, redis_url
 
@@ -25,6 +26,9 @@ REDIS_BOOT = (
     "printf 'requirepass \"%s\"\\n' \"$escaped\" > /tmp/redis-auth.conf; "
     "exec redis-server /tmp/redis-auth.conf --appendonly yes --dir /data --protected-mode no"
 )
+
+# How long `pulumi up` waits for a new Postgres/Redis container to report healthy.
+WAIT_HEALTHY_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class BaseServicesArgs:
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     meilisearch_key: pulumi.Output[str]
+    docker_host: str
 
 
 class BaseServices(pulumi.ComponentResource):
@@ -52,6 +57,7 @@ class BaseServices(pulumi.ComponentResource):
     def __init__(self, name: str, args: BaseServicesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("medusa-bluegreen:index:BaseServices", name, None, opts)
         self._args = args
+        self._docker_env = {"DOCKER_HOST": args.docker_host}
         child = pulumi.ResourceOptions(parent=self)
         keep_data = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
 
@@ -63,12 +69,13 @@ class BaseServices(pulumi.ComponentResource):
             "backups-volume", name=naming.volume(args.prefix, "backups"), opts=keep_data
         )
 
-        self.containers: list[docker.Container] = []
+        # What a color must wait for before its release steps run.
+        self.ready: list[pulumi.Resource] = []
         self.postgres_container = None
         self.database_url = None
         if args.bundled_postgres:
             self.postgres_container = self._postgres(child, keep_data)
-            self.containers.append(self.postgres_container)
+            self.ready += [self.postgres_container, self._sync_password(self.postgres_container)]
             self.database_url = as_secret(
                 args.postgres_password.apply(
                     lambda password: postgres_url(
@@ -79,13 +86,13 @@ class BaseServices(pulumi.ComponentResource):
 
         self.redis_url = None
         if args.bundled_redis:
-            self.containers.append(self._redis(child, keep_data))
+            self.ready.append(self._redis(child, keep_data))
             self.redis_url = as_secret(
                 args.redis_password.apply(lambda password: redis_url(password, naming.REDIS_HOST))
             )
 
         if args.meilisearch:
-            self.containers.append(self._meilisearch(child, keep_data))
+            self.ready.append(self._meilisearch(child, keep_data))
 
         self.register_outputs({"network_name": self.network_name})
 
@@ -116,13 +123,28 @@ class BaseServices(pulumi.ComponentResource):
             networks_advanced=self._attach(naming.POSTGRES_HOST),
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", "pg_isready", "-h", "127.0.0.1", "-U", args.database_user, "-d", args.database_name],
-                interval="5s", timeout="5s", retries=10, start_period="30s",
+                interval=go_duration(2), timeout=go_duration(5), retries=15, start_period=go_duration(60),
             ),
+            # The backup and the migration run right after this resource: they need the
+            # server accepting connections, not just a started process (initdb takes seconds).
+            wait=True,
+            wait_timeout=WAIT_HEALTHY_SECONDS,
             restart="unless-stopped",
             stop_timeout=60,
             destroy_grace_seconds=60,
             log_driver=LOG_DRIVER, log_opts=LOG_OPTS,
             opts=child,
+        )
+
+    def _sync_password(self, postgres: docker.Container) -> command.local.Command:
+        # Once per Postgres container: a new container is what a new password or a kept
+        # volume under a fresh stack comes with.
+        return command.local.Command(
+            "postgres-password",
+            create=postgres.name.apply(docker_cli.sync_postgres_password),
+            triggers=[postgres.id],
+            environment=self._docker_env,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres]),
         )
 
     def _redis(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
@@ -139,8 +161,10 @@ class BaseServices(pulumi.ComponentResource):
             networks_advanced=self._attach(naming.REDIS_HOST),
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", "redis-cli ping | grep -q PONG"],
-                interval="5s", timeout="5s", retries=10, start_period="10s",
+                interval=go_duration(2), timeout=go_duration(5), retries=15, start_period=go_duration(30),
             ),
+            wait=True,
+            wait_timeout=WAIT_HEALTHY_SECONDS,
             restart="unless-stopped",
             stop_timeout=30,
             log_driver=LOG_DRIVER, log_opts=LOG_OPTS,

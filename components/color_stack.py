@@ -14,7 +14,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components import naming
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, MEDUSA_HEALTHCHECK
+from components.container_defaults import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    MEDUSA_HEALTHCHECK,
+    go_duration,
+    memory_swap_mb,
+)
 from components.medusa_env import Role, docker_envs
 from components.release import Release, ReleaseArgs
 from components.stack_secrets import as_secret
@@ -99,9 +105,14 @@ class ColorStack(pulumi.ComponentResource):
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=MEDUSA_HEALTHCHECK, interval="10s", timeout="5s", retries=3, start_period="120s"
+                tests=MEDUSA_HEALTHCHECK,
+                interval=go_duration(10),
+                timeout=go_duration(5),
+                retries=3,
+                start_period=go_duration(120),
             ),
             memory=memory_mb,
+            memory_swap=memory_swap_mb(memory_mb),
             restart="unless-stopped",
             stop_timeout=args.stop_timeout_seconds,
             destroy_grace_seconds=args.stop_timeout_seconds,

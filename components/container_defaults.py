@@ -12,3 +12,24 @@ MEDUSA_HEALTHCHECK = [
     "-e",
     "fetch('http://127.0.0.1:9000/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
 ]
+
+
+def go_duration(seconds: int) -> str:
+    """A duration as the Docker provider reads it back (Go's time.Duration format: 2m0s).
+
+    Written any other way ("120s"), every refresh would report the healthcheck as drifted.
+    """
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative: {seconds}")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def memory_swap_mb(memory_mb: int) -> int:
+    """Docker's own default (swap as large as the memory limit), declared so refresh sees no drift."""
+    return memory_mb * 2

@@ -48,6 +48,25 @@ def backup_database(postgres: str, color: str, image: str) -> str:
     return _join(["docker", "exec", postgres, "sh", "-c", script])
 
 
+def sync_postgres_password(postgres: str) -> str:
+    """Sets the database role's password to the one the container was started with.
+
+    The official image applies POSTGRES_PASSWORD only when it initialises an empty data
+    directory; a kept volume (after `pulumi destroy`, or a rotated secret) would otherwise
+    keep the old password and lock every client out. Runs over the container's Unix socket,
+    which the image trusts, and passes the password as a psql variable read from the
+    container's environment, so it is on no command line and quoted by psql.
+    """
+    script = (
+        "set -eu; psql -v ON_ERROR_STOP=1 -qAt -U \"$POSTGRES_USER\" -d \"${POSTGRES_DB:-$POSTGRES_USER}\" "
+        "-v role=\"$POSTGRES_USER\" -v password=\"$POSTGRES_PASSWORD\" <<'SQL'\n"
+        "ALTER ROLE :\"role\" WITH PASSWORD :'password';\n"
+        "SQL\n"
+        "echo password-synced"
+    )
+    return _join(["docker", "exec", postgres, "sh", "-c", script])
+
+
 def run_migrations(network: str, image: str, env_names: Sequence[str], command: Sequence[str]) -> str:
     """A one-off container of the new image runs the migrations once, before it serves."""
     env_flags = [flag for name in sorted(env_names) for flag in ("-e", name)]

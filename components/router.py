@@ -17,7 +17,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components import docker_cli, naming
-from components.container_defaults import LOG_DRIVER, LOG_OPTS
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
 from components.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_DIR
 
 # Start from the control script once it is installed: it refuses to crash-loop on a bad file.
@@ -81,7 +81,7 @@ class Router(pulumi.ComponentResource):
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", f"curl -fsS http://127.0.0.1:{PREVIEW_PORT}/_bluegreen/health || wget -qO- http://127.0.0.1:{PREVIEW_PORT}/_bluegreen/health"],
-                interval="10s", timeout="3s", retries=3, start_period="5s",
+                interval=go_duration(10), timeout=go_duration(3), retries=3, start_period=go_duration(5),
             ),
             restart="unless-stopped",
             stop_timeout=30,

@@ -97,6 +97,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             postgres_password=secrets["postgres_password"],
             redis_password=secrets["redis_password"],
             meilisearch_key=secrets["meilisearch_master_key"],
+            docker_host=settings.docker_host,
         ),
         opts=opts,
     )
@@ -162,7 +163,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 else None,
                 migrate_command=settings.medusa.migrate_command,
                 docker_host=settings.docker_host,
-                base_services=base.containers,
+                base_services=base.ready,
             ),
             opts=pulumi.ResourceOptions(providers={"docker": provider}),
         )

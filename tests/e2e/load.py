@@ -27,6 +27,22 @@ class LoadReport:
     def summary(self) -> str:
         return f"{self.failed} failed of {self.total} requests; colors {dict(self.colors)}"
 
+    def first_seen(self, color: str) -> float | None:
+        return next((at for at, seen in sorted(self.timeline) if seen == color), None)
+
+    def settled_on(self, color: str) -> float | None:
+        """When traffic moved to `color` for good: the first answer after the last other one."""
+        timeline = sorted(self.timeline)
+        last_other = max((i for i, (_, seen) in enumerate(timeline) if seen != color), default=-1)
+        rest = timeline[last_other + 1:]
+        return rest[0][0] if rest else None
+
+    def flip_summary(self, color: str) -> str:
+        first, settled = self.first_seen(color), self.settled_on(color)
+        if first is None or settled is None:
+            return f"traffic never settled on {color}"
+        return f"first {color} answer at {first:.1f}s, all {color} from {settled:.1f}s"
+
 
 class Load:
     def __init__(self, url: str, keepalive_clients: int = 3, fresh_clients: int = 1,

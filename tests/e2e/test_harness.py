@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from components.docker_cli import sync_postgres_password
+
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "harness"
 
@@ -343,6 +345,41 @@ def test_postgres_runs_as_postgres_without_the_password_in_its_environment(harne
     assert ps.split()[0] == "postgres" and "postgres" in ps.split()[1], ps
     environ = harness.run("exec", "-u", "postgres", postgres, "cat", "/proc/1/environ").stdout
     assert HOSTILE_PASSWORD not in environ
+
+
+def _wait_pg_ready(harness, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while harness.run("exec", name, "pg_isready", "-h", "127.0.0.1", check=False).returncode != 0:
+        assert time.monotonic() < deadline, harness.run("logs", name).stderr
+        time.sleep(0.3)
+
+
+def test_kept_volume_takes_the_new_password_after_sync(harness):
+    """`pulumi destroy` keeps pgdata but forgets a generated password; the next container's
+    password must win, or the app is locked out of its own data (docker_cli.sync_postgres_password)."""
+    volume = harness.volume("pgkept")
+    env = ("-e", "POSTGRES_USER=medusa", "-e", "POSTGRES_DB=medusa_db", "-v", f"{volume}:/var/lib/postgresql/data")
+    first = harness.start("pgold", IMAGES["postgres"], opts=("-e", "POSTGRES_PASSWORD=old-password", *env))
+    _wait_pg_ready(harness, first)
+    harness.run("rm", "-f", first)
+    second = harness.start("pgnew", IMAGES["postgres"], opts=("-e", f"POSTGRES_PASSWORD={HOSTILE_PASSWORD}", *env))
+    _wait_pg_ready(harness, second)
+
+    def login(password: str) -> subprocess.CompletedProcess:
+        return harness.run(
+            "exec", "-e", f"PGPASSWORD={password}", second,
+            "psql", "-h", "127.0.0.1", "-U", "medusa", "-d", "medusa_db", "-tAc", "select 1", check=False,
+        )
+
+    assert login(HOSTILE_PASSWORD).returncode != 0, "the image itself never re-applies the password"
+    sync = subprocess.run(
+        ["sh", "-c", sync_postgres_password(second)], env=harness.env, capture_output=True, text=True, timeout=60
+    )
+    assert sync.returncode == 0, sync.stderr
+    assert sync.stdout.strip() == "password-synced"
+    assert HOSTILE_PASSWORD not in sync_postgres_password(second)
+    assert login(HOSTILE_PASSWORD).stdout.strip() == "1"
+    assert "password authentication failed" in login("old-password").stderr
 
 
 def test_postgres_stops_fast_and_clean(harness, postgres):

@@ -88,7 +88,8 @@ def test_b_release_to_green_under_load_drops_nothing(stack: PulumiStack) -> None
     with Load(f"{PUBLIC}/") as load:
         run = stack.up()
         time.sleep(1)
-    assert_clean(load, f"b. release to green under load (pulumi up {run.seconds:.1f}s)")
+    assert_clean(load, f"b. release to green under load: pulumi up {run.seconds:.1f}s, "
+                       f"{load.report.flip_summary('green')}")
     assert load.report.colors["blue"] > 0 and load.report.colors["green"] > 0
     assert live()["color"] == "green" and live()["version"] == "v2"
     assert {name: container_id(f"{PREFIX}-{name}") for name in shared} == shared
@@ -120,7 +121,8 @@ def test_d_manual_switch_back_is_fast_and_reuses_the_warm_color(stack: PulumiSta
     with Load(f"{PUBLIC}/") as load:
         run = stack.up()
         time.sleep(1)
-    assert_clean(load, f"d. manual switch to warm blue: pulumi up {run.seconds:.1f}s")
+    assert_clean(load, f"d. manual switch to warm blue: pulumi up {run.seconds:.1f}s, "
+                       f"{load.report.flip_summary('blue')}")
     assert live() == {"color": "blue", "version": "v1", "mode": "server"}
     assert container_id(f"{PREFIX}-blue-server") == warm_server, "warm color must not be recreated"
 
@@ -154,25 +156,37 @@ def test_e2_router_crash_loop_file_is_quarantined(stack: PulumiStack) -> None:
 
 
 def test_e3_killed_live_server_recovers_with_refresh(stack: PulumiStack) -> None:
-    docker("rm", "-f", f"{PREFIX}-blue-server")
+    docker("kill", f"{PREFIX}-blue-server")
+    # A manually killed container is not restarted by its restart policy: traffic is down.
     assert requests.get(f"{PUBLIC}/", timeout=10).status_code == 502
     assert requests.get(f"{PUBLIC}/_bluegreen/health", timeout=5).status_code == 200
     run = stack.up("--refresh")
-    measure(f"e3. live server removed: recovered by pulumi up --refresh in {run.seconds:.1f}s")
+    measure(f"e3. live server killed: recovered by pulumi up --refresh in {run.seconds:.1f}s")
     assert live()["color"] == "blue"
+    # The provider's refresh sees a container that must run but does not, and starts it again.
+    assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-blue-server") == "running"
 
 
-def test_e4_both_colors_running_is_the_normal_warm_state(stack: PulumiStack) -> None:
+def test_e4_release_from_both_colors_running(stack: PulumiStack) -> None:
+    # The seed system could not deploy from this state; here it is the normal warm state.
     for color in ("blue", "green"):
         state = docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-{color}-server")
         assert state == "running", color
-    stack.up("--refresh")
-    assert live()["color"] == "blue"
+    configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v1")
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up("--refresh")
+        time.sleep(1)
+    assert_clean(load, f"e4. release to green with both colors running: pulumi up --refresh {run.seconds:.1f}s, "
+                       f"{load.report.flip_summary('green')}")
+    assert live() == {"color": "green", "version": "v1", "mode": "server"}
 
 
 def test_f_noop_changes_nothing_and_preview_names_only_the_changed_color(stack: PulumiStack) -> None:
     stack.run("preview", "--expect-no-changes")
-    configure(stack, activeColor="blue", greenImage="medusa-bg/testapp:v1")
+    run = stack.run("refresh", "--yes", "--expect-no-changes")
+    measure(f"f. refresh of a healthy stack: no drift ({run.seconds:.1f}s)")
+    stack.run("preview", "--expect-no-changes")
+    configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v1", blueImage="medusa-bg/testapp:v2")
     preview = json.loads(stack.run("preview", "--json").stdout)
     changed = [
         step["urn"].rsplit("::", 1)[-1]
@@ -181,8 +195,8 @@ def test_f_noop_changes_nothing_and_preview_names_only_the_changed_color(stack: 
     ]
     measure(f"f. preview after changing the idle color's image names: {sorted(changed)}")
     assert changed
-    assert all("green" in name for name in changed), changed
-    configure(stack, activeColor="blue", greenImage="medusa-bg/testapp:v2")
+    assert all(name.startswith("blue-") for name in changed), changed
+    configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v1")
     stack.run("preview", "--expect-no-changes")
 
 
@@ -195,4 +209,4 @@ def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:
     run = stack.up()
     measure(f"g. destroy, then up again from nothing: {run.seconds:.1f}s; Postgres data kept")
     assert docker(*psql, "SELECT v FROM survives") == "kept"
-    assert live()["color"] == "blue"
+    assert live()["color"] == "green"

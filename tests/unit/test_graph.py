@@ -23,7 +23,8 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
-        "blue-backup", "blue-migrate", "live-route", "preview-route", "router-config", "router-control-script",
+        "blue-backup", "blue-migrate", "live-route", "postgres-password", "preview-route", "router-config",
+        "router-control-script",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -74,6 +75,8 @@ def test_order_of_operations_is_real_dependencies(active):
     monitor, _ = run_program(two_colors(active))
     chain = [
         (f"{active}-backup", "postgres"),
+        ("postgres-password", "postgres"),
+        (f"{active}-backup", "postgres-password"),
         (f"{active}-migrate", f"{active}-backup"),
         (f"{active}-server", f"{active}-migrate"),
         ("preview-route", f"{active}-server"),
@@ -94,6 +97,17 @@ def test_gate_reruns_on_image_and_container_changes():
     triggers = monitor.registrations["blue-health-gate"].inputs["triggers"]
     assert fake_digest("registry.example.com/shop/medusa:1.0.0") in triggers
     assert "blue-server-id" in triggers
+
+
+def test_postgres_password_is_reapplied_for_every_new_postgres_container():
+    # A kept data volume under a regenerated password would lock the app out after
+    # `pulumi destroy` + `pulumi up`; see docker_cli.sync_postgres_password.
+    monitor, _ = run_program(config())
+    sync = monitor.registrations["postgres-password"].inputs
+    assert sync["triggers"] == ["postgres-id"]
+    assert "ALTER ROLE" in sync["create"] and "$POSTGRES_PASSWORD" in sync["create"]
+    for name in ("postgres", "redis"):
+        assert monitor.registrations[name].inputs["wait"] is True, f"{name}: up must wait for healthy"
 
 
 def test_data_volumes_outlive_destroy():
