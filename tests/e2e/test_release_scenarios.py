@@ -114,6 +114,23 @@ def test_c_never_healthy_release_fails_and_traffic_stays(stack: PulumiStack) -> 
     assert live()["color"] == "green"
 
 
+def test_c2_failed_migration_stops_the_release_before_the_flip(stack: PulumiStack) -> None:
+    blue_server = container_id(f"{PREFIX}-blue-server")
+    configure(stack, activeColor="blue", blueImage="medusa-bg/testapp:badmigrate",
+              greenImage="medusa-bg/testapp:v2")
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up(check=False)
+    assert run.returncode != 0
+    assert 'column "handle" of relation "product" already exists' in run.output, run.output[-3000:]
+    assert "blue-migrate" in run.output
+    assert_clean(load, f"c2. failed migration refused before the flip (pulumi up failed after {run.seconds:.1f}s)")
+    assert set(load.report.colors) == {"green"}
+    assert container_id(f"{PREFIX}-blue-server") == blue_server, "the server waits for its migration"
+    backups = docker("exec", f"{PREFIX}-postgres", "ls", "/backups").split()
+    assert any("badmigrate" in name for name in backups), "the backup ran before the migration"
+    assert live()["color"] == "green"
+
+
 def test_d_manual_switch_back_is_fast_and_reuses_the_warm_color(stack: PulumiStack) -> None:
     warm_server = container_id(f"{PREFIX}-blue-server")
     assert warm_server is not None
