@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
-from components import naming
+from components import docker_cli, naming
+from components.app_build import BuildPlan
 from components.container_defaults import (
     LOG_DRIVER,
     LOG_OPTS,
@@ -42,6 +44,7 @@ class ColorStackArgs:
     migrate_command: Sequence[str]
     docker_host: str
     base_services: Sequence[pulumi.Resource] = ()
+    build: BuildPlan | None = None  # build `image` from an app directory first
 
 
 class ColorStack(pulumi.ComponentResource):
@@ -57,8 +60,12 @@ class ColorStack(pulumi.ComponentResource):
     ):
         super().__init__("medusa-bluegreen:index:ColorStack", name, None, opts)
         self._args = args
+        self.build = self._build(args.build) if args.build else None
         self.image = docker.RemoteImage(
-            f"{args.color}-image", name=args.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+            f"{args.color}-image",
+            name=args.image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.build] if self.build else []),
         )
         self.release = Release(
             f"{args.color}-release",
@@ -79,6 +86,16 @@ class ColorStack(pulumi.ComponentResource):
         )
         self.server = self._container("server", args.server_env, args.server_memory_mb, [self.release])
         self.register_outputs({"image_id": self.image.image_id, "server_id": self.server.id})
+
+    def _build(self, plan: BuildPlan) -> command.local.Command:
+        # The tag carries the context digest: an unchanged app builds nothing.
+        return command.local.Command(
+            f"{self._args.color}-build",
+            create=docker_cli.build_image(plan.context, plan.image_ref, plan.args, plan.secret_files, plan.target),
+            triggers=[plan.image_ref],
+            environment={"DOCKER_HOST": self._args.docker_host, "DOCKER_BUILDKIT": "1"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def start_worker(self, after: Sequence[pulumi.Resource]) -> docker.Container:
         """The worker starts after the flip, so the old and new versions barely share the queues."""

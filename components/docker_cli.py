@@ -7,7 +7,7 @@ the environment of the docker CLI, named with `-e NAME` and no value.
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from components.router_config import SCRIPT_PATH
 
@@ -65,6 +65,36 @@ def sync_postgres_password(postgres: str) -> str:
         "echo password-synced"
     )
     return _join(["docker", "exec", postgres, "sh", "-c", script])
+
+
+def build_image(
+    context: str,
+    image_ref: str,
+    args: Mapping[str, str],
+    secret_files: Mapping[str, str],
+    target: str | None,
+) -> str:
+    """`docker build` with BuildKit (DOCKER_BUILDKIT=1 comes from the command's environment).
+
+    The full build log goes to a temporary file: on success only its tail and the image id are
+    printed (the command's output is kept in state), on failure the last 80 lines go to
+    stderr so `pulumi up` shows why. Secret files are BuildKit secrets, never layers.
+    """
+    argv = ["docker", "build", "--progress", "plain", "--tag", image_ref]
+    for name in sorted(args):
+        argv += ["--build-arg", f"{name}={args[name]}"]
+    for secret_id in sorted(secret_files):
+        argv += ["--secret", f"id={secret_id},src={secret_files[secret_id]}"]
+    if target:
+        argv += ["--target", target]
+    argv.append(context)
+    script = (
+        'set -u; log=$(mktemp); trap \'rm -f "$log"\' EXIT; '
+        f'if {_join(argv)} >"$log" 2>&1; then tail -n 3 "$log"; '
+        f"docker image inspect --format 'image={{{{.Id}}}}' {shlex.quote(image_ref)}; "
+        'else status=$?; tail -n 80 "$log" >&2; exit "$status"; fi'
+    )
+    return _join(["sh", "-c", script])
 
 
 def run_migrations(network: str, image: str, env_names: Sequence[str], command: Sequence[str]) -> str:

@@ -239,10 +239,32 @@ class BackupSettings(_Model):
     enabled: bool = True
 
 
+BuildArgName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+SecretId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+RepositoryName = Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")]
+
+
+class ImageBuild(_Model):
+    """Build the color's image from an app directory on this machine (instead of an image ref).
+
+    The build runs on the Docker host (BuildKit) and is tagged with a digest of the context,
+    so an unchanged directory builds nothing and `pulumi preview` shows no change.
+    """
+
+    context: Annotated[str, Field(min_length=1, pattern=r"^[^\x00\n]+$")]
+    args: dict[BuildArgName, str] = {}
+    # BuildKit secrets (id -> file on this machine), e.g. a CA bundle for npm; never in the image.
+    secret_files: dict[SecretId, str] = {}
+    repository: RepositoryName | None = None
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+
 class Settings(_Model):
     active_color: Color
     blue_image: ImageRef | None = None
     green_image: ImageRef | None = None
+    blue_build: ImageBuild | None = None
+    green_build: ImageBuild | None = None
     other_color: Literal["warm", "stopped"] = "warm"
     domain: HostName
     prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "medusa"
@@ -277,7 +299,11 @@ class Settings(_Model):
     extra_secret_env: dict[EnvName, SecretStr] = {}
 
     def image_for(self, color: Color) -> str | None:
+        """The color's image reference from config (None if it is built or absent)."""
         return self.blue_image if color == "blue" else self.green_image
+
+    def build_for(self, color: Color) -> ImageBuild | None:
+        return self.blue_build if color == "blue" else self.green_build
 
     @property
     def public_url(self) -> str:
@@ -300,7 +326,7 @@ SECRET_KEYS = frozenset(
 OBJECT_KEYS = frozenset(
     to_camel(name)
     for name, field in Settings.model_fields.items()
-    if isinstance(field.default, BaseModel) or name == "extra_secret_env"
+    if isinstance(field.default, BaseModel) or name in ("extra_secret_env", "blue_build", "green_build")
 )
 KNOWN_KEYS = frozenset(to_camel(name) for name in Settings.model_fields)
 
@@ -334,7 +360,10 @@ def _pydantic_problem(error: Mapping[str, Any]) -> str:
             got = f", got {error['input']!r}"
         return f"{key}: {message.replace('Input should be', 'must be')}{got}"
     if kind == "string_pattern_mismatch":
-        return f"{key}: has an invalid format ({message.lower()})"
+        pattern = error.get("ctx", {}).get("pattern", "")
+        if key.endswith(".[key]"):
+            return f"{key.removesuffix('.[key]')}: is not a valid name (it must match {pattern})"
+        return f"{key}: has an invalid format (it must match {pattern})"
     return f"{key}: {message[0].lower()}{message[1:]}"
 
 
@@ -347,12 +376,27 @@ _HOW_TO_SET = {
 def _cross_checks(s: Settings) -> list[str]:
     """Rules that involve more than one key."""
     problems: list[str] = []
-    active_key = f"{s.active_color}Image"
-    if s.image_for(s.active_color) is None:
+    active = s.active_color
+    if s.image_for(active) is None and s.build_for(active) is None:
         problems.append(
-            f"{active_key}: required because activeColor is {s.active_color}; set it with "
-            f"`pulumi config set {active_key} registry/app:tag`"
+            f"{active}Image: required because activeColor is {active}; set it with "
+            f"`pulumi config set {active}Image registry/app:tag` (or build it from an app "
+            f"directory: `pulumi config set --path {active}Build.context ./app`)"
         )
+    for color in ("blue", "green"):
+        if s.image_for(color) is not None and s.build_for(color) is not None:
+            problems.append(
+                f"{color}Build: set together with {color}Image; keep one (`pulumi config rm {color}Build` "
+                f"or `pulumi config rm {color}Image`)"
+            )
+        elif color != active and s.build_for(color) is not None:
+            # Rebuilding the idle color from a changed directory would replace it without a
+            # release; pinning keeps it exactly what it was.
+            problems.append(
+                f"{color}Build: only the color being released (activeColor) is built; pin {color} to "
+                f"the image it was built as: `pulumi config set {color}Image <stack output "
+                f"imageRefs.{color}>` and `pulumi config rm {color}Build` (scripts/release.py does this)"
+            )
     if s.database.mode == "external" and s.database_url is None:
         problems.append(
             "databaseUrl: required because database.mode is external; set it with "

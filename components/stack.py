@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 from components import naming
+from components.app_build import BuildPlan, plan_build
 from components.base_services import BaseServices, BaseServicesArgs
 from components.color_stack import ColorStack, ColorStackArgs
 from components.health_gate import HealthGate
@@ -28,6 +30,9 @@ from components.router_config import (
 )
 from components.settings import Settings
 from components.stack_secrets import StackSecrets, as_secret, optional_secret
+
+# Relative build contexts are relative to the project (where Pulumi.yaml is).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def router_config_text(settings: Settings) -> str:
@@ -75,6 +80,20 @@ def _rollback_to(router: Router, previous: str | None, target: naming.Color) -> 
     if previous in ("blue", "green") and previous != target:
         return router.switch_back_command("blue" if previous == "blue" else "green")
     return None
+
+
+def build_plan(settings: Settings, color: naming.Color) -> BuildPlan | None:
+    build = settings.build_for(color)
+    if build is None:
+        return None
+    return plan_build(
+        context=build.context,
+        project_dir=PROJECT_DIR,
+        repository=build.repository or f"{settings.prefix}-app",
+        args=build.args,
+        secret_files=build.secret_files,
+        target=build.target,
+    )
 
 
 def build_stack(settings: Settings) -> dict[str, Any]:
@@ -143,7 +162,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         )
     )
 
-    def color_stack(color: naming.Color, image: str) -> ColorStack:
+    def color_stack(color: naming.Color, image: str, build: BuildPlan | None = None) -> ColorStack:
         env = medusa_env_input(settings, color)
         return ColorStack(
             f"{color}-stack",
@@ -164,15 +183,17 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 migrate_command=settings.medusa.migrate_command,
                 docker_host=settings.docker_host,
                 base_services=base.ready,
+                build=build,
             ),
             opts=pulumi.ResourceOptions(providers={"docker": provider}),
         )
 
     target = settings.active_color
     other = naming.other_color(target)
-    target_image = settings.image_for(target)
+    target_build = build_plan(settings, target)
+    target_image = target_build.image_ref if target_build else settings.image_for(target)
     assert target_image is not None  # guaranteed by settings validation
-    target_stack = color_stack(target, target_image)
+    target_stack = color_stack(target, target_image, target_build)
 
     gate_settings = settings.health_gate
     token_headers = (
@@ -226,7 +247,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     return {
         "liveColor": target,
         "images": images,
-        "imageRefs": {color: settings.image_for(color) for color in naming.COLORS},
+        "imageRefs": {color: target_image if color == target else settings.image_for(color) for color in naming.COLORS},
         "publicUrl": settings.public_url,
         "previewUrl": settings.preview_url,
         "lastGateResult": gate.result,

@@ -17,7 +17,27 @@ BAD_CONFIGS = [
     (
         {"activeColor": "green"},
         "greenImage: required because activeColor is green; set it with "
-        "`pulumi config set greenImage registry/app:tag`",
+        "`pulumi config set greenImage registry/app:tag` (or build it from an app "
+        "directory: `pulumi config set --path greenBuild.context ./app`)",
+    ),
+    (
+        {"blueBuild": '{"context": "examples/medusa-app"}'},
+        "blueBuild: set together with blueImage; keep one (`pulumi config rm blueBuild` or "
+        "`pulumi config rm blueImage`)",
+    ),
+    (
+        {"greenBuild": '{"context": "examples/medusa-app"}'},
+        "greenBuild: only the color being released (activeColor) is built; pin green to the image it "
+        "was built as: `pulumi config set greenImage <stack output imageRefs.green>` and "
+        "`pulumi config rm greenBuild` (scripts/release.py does this)",
+    ),
+    (
+        {"greenBuild": '"examples/medusa-app"'},
+        "greenBuild: must be an object (set it with --path, e.g. `pulumi config set --path greenBuild.name value`)",
+    ),
+    (
+        {"activeColor": "green", "greenBuild": '{"context": "app", "args": {"NODE-IMAGE": "x"}}'},
+        "greenBuild.args.NODE-IMAGE: is not a valid name (it must match ^[A-Za-z_][A-Za-z0-9_]*$)",
     ),
     (
         {"blueImage": "shop/medusa"},
@@ -120,7 +140,8 @@ BAD_CONFIGS = [
     ),
     (
         {"dockerHost": "docker.example.com"},
-        "dockerHost: has an invalid format (string should match pattern '^(unix|ssh|tcp)://\\s+$')",
+        # (The pattern is quoted as written: lowercasing it once turned \\S into \\s.)
+        "dockerHost: has an invalid format (it must match ^(unix|ssh|tcp)://\\S+$)",
     ),
 ]
 
