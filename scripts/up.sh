@@ -20,5 +20,5 @@ pulumi stack select local --non-interactive 2>/dev/null || pulumi stack init loc
 pulumi up --yes --stack local --non-interactive "$@"
 
 echo
-echo "Medusa (test app) is live at: $(pulumi stack output publicUrl --stack local):8080/"
+echo "Medusa (test app) is live at: $(pulumi stack output publicUrl --stack local)/"
 echo "State: .state/ (file backend). Switch colors: pulumi config set activeColor green && make up"
