@@ -79,8 +79,12 @@ def _ignored(relative: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
     return ignored
 
 
+# Docker reads these even when .dockerignore lists them, so they always count.
+ALWAYS_COUNTED = ("Dockerfile", ".dockerignore")
+
+
 def context_files(context: Path) -> list[str]:
-    """Relative paths of the files a build would send, sorted."""
+    """Relative paths of the files a build would send (plus ALWAYS_COUNTED), sorted."""
     rules = _ignore_rules(context)
     files = []
     for folder, dirs, names in os.walk(context):
@@ -88,7 +92,7 @@ def context_files(context: Path) -> list[str]:
         base = Path(folder)
         for name in names:
             relative = (base / name).relative_to(context).as_posix()
-            if not _ignored(relative, rules):
+            if relative in ALWAYS_COUNTED or not _ignored(relative, rules):
                 files.append(relative)
     return sorted(files)
 

@@ -42,6 +42,15 @@ def test_digest_ignores_excluded_files_and_follows_code_args_and_target(app: Pat
     assert context_digest(app, {}) != first
 
 
+def test_dockerfile_counts_even_when_dockerignore_lists_it(app: Path):
+    (app / "Dockerfile").write_text("FROM node:22-alpine\n")
+    (app / ".dockerignore").write_text("Dockerfile\n.dockerignore\nnode_modules\n.medusa\n**/*.log\n")
+    first = context_digest(app, {})
+    assert "Dockerfile" in context_files(app)
+    (app / "Dockerfile").write_text("FROM node:24-alpine\n")
+    assert context_digest(app, {}) != first
+
+
 def test_digest_sees_the_executable_bit(app: Path):
     first = context_digest(app, {})
     (app / "package.json").chmod(0o755)
