@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk) from
-# Debian, and the Python tools into .venv. Idempotent: a warm machine returns in seconds.
+# Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk) and the
+# workflow linters' shell checker (Debian shellcheck, which actionlint runs on run: blocks)
+# from Debian, the Python tools into .venv, and actionlint (scripts/install-actionlint.sh).
+# Idempotent: a warm machine returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if [ ${#need[@]} -gt 0 ]; then
     echo "install-test-deps: apt-get install ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -25,3 +28,6 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+
+# Built from the Go module proxy once, then cached outside the repo (see the script).
+scripts/install-actionlint.sh >/dev/null
