@@ -8,6 +8,8 @@ no-op runs and a destroy. The test app (harness/images/testapp) stands in for Me
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import PulumiStack, container_id, docker
+from tests.e2e.project import REPO, PulumiStack, Run, container_id, docker
 
 PREFIX = "e2e"
 HTTP_PORT = 18080
@@ -214,6 +216,34 @@ def test_f_noop_changes_nothing_and_preview_names_only_the_changed_color(stack: 
     assert changed
     assert all(name.startswith("blue-") for name in changed), changed
     configure(stack, activeColor="green", greenImage="medusa-bg/testapp:v1")
+    stack.run("preview", "--expect-no-changes")
+
+
+def helper(stack: PulumiStack, script: str, *args: str) -> Run:
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--stack", stack.stack, "--cwd", str(stack.workdir), *args],
+        env=stack.env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began)
+    assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.output[-4000:]}"
+    return run
+
+
+def test_f2_release_helper_then_rollback_from_history(stack: PulumiStack) -> None:
+    assert live() == {"color": "green", "version": "v1", "mode": "server"}
+    with Load(f"{PUBLIC}/") as load:
+        run = helper(stack, "release.py", "--image", "medusa-bg/testapp:v2")
+        time.sleep(1)
+    assert_clean(load, f"f2. scripts/release.py v2 to the idle color (blue): {run.seconds:.1f}s, "
+                       f"{load.report.flip_summary('blue')}")
+    assert live() == {"color": "blue", "version": "v2", "mode": "server"}
+    with Load(f"{PUBLIC}/") as load:
+        run = helper(stack, "rollback.py")
+        time.sleep(1)
+    assert_clean(load, f"f2. scripts/rollback.py from the stack history: {run.seconds:.1f}s, "
+                       f"{load.report.flip_summary('green')}")
+    assert live() == {"color": "green", "version": "v1", "mode": "server"}
     stack.run("preview", "--expect-no-changes")
 
 
