@@ -6,7 +6,7 @@
 #   harness/dockerd.sh start    install docker.io if missing, start (idempotent), wait for it
 #   harness/dockerd.sh stop     stop the dockerd this harness started, wait for it to exit
 #   harness/dockerd.sh status   exit 0 and say so when our dockerd answers, else exit 1
-#   harness/dockerd.sh env      print `export DOCKER_HOST=...` for eval
+#   harness/dockerd.sh env      print `export DOCKER_HOST=...` (and PATH with docker.io's client) for eval
 #
 # Knobs (environment):
 #   MEDUSA_BG_CACHE             cache root (default ~/.cache/medusa-bluegreen); the data-root
@@ -42,6 +42,17 @@ die() { log "ERROR: $*"; exit 1; }
 # version down by itself. Prefer it, fall back to the docker.io package's own client.
 docker_cli() {
   if command -v docker >/dev/null 2>&1; then docker "$@"; else /usr/bin/docker "$@"; fi
+}
+
+# BuildKit builds (cache and secret mounts) need a client that can drive them. A newer CLI
+# without the buildx plugin refuses (`BuildKit is enabled but the buildx component is missing`),
+# and buildx cannot be had here (not in bookworm; the module proxy refuses its dependencies).
+# docker.io's own 20.10 client has BuildKit built in and matches the daemon, so the harness
+# environment puts it first on PATH. Prints the directory holding that `docker`.
+package_cli_dir() {
+  [[ -x /usr/bin/docker ]] || return 1
+  local dir="$RUN_DIR/bin"
+  mkdir -p "$dir" && ln -sfn /usr/bin/docker "$dir/docker" && echo "$dir"
 }
 
 our_pid() {
@@ -248,6 +259,9 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  env) echo "export DOCKER_HOST=$DOCKER_HOST" ;;
+  env)
+    echo "export DOCKER_HOST=$DOCKER_HOST"
+    if cli_dir="$(package_cli_dir)"; then echo "export PATH=\"$cli_dir:\$PATH\""; fi
+    ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

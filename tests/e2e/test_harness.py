@@ -53,8 +53,9 @@ IMAGES = {
 
 def _docker_host() -> str:
     out = subprocess.run([str(HARNESS / "dockerd.sh"), "env"], capture_output=True, text=True, check=True)
-    # "export DOCKER_HOST=unix:///run/medusa-bg/docker.sock"
-    return out.stdout.strip().split("=", 1)[1]
+    # "export DOCKER_HOST=unix:///run/medusa-bg/docker.sock" (then a PATH line)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("export DOCKER_HOST="))
+    return line.split("=", 1)[1]
 
 
 def _tail(text: str, lines: int = 25) -> str:
