@@ -31,5 +31,6 @@ test-e2e: deps        ## the Docker harness, then real pulumi up/preview/refresh
 test: deps lint       ## what CI runs: lint, unit, component and e2e suites
 	.venv/bin/python -m pytest tests/unit tests/component tests/e2e -q -p no:cacheprovider
 
-bench: deps
+bench: deps              ## prints numbers: router switch methods, image rebuild times
 	.venv/bin/python bench/switch_bench.py
+	.venv/bin/python bench/rebuild_bench.py
