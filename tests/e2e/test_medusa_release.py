@@ -94,6 +94,16 @@ def test_1_blue_built_from_the_app_directory_goes_live(stack: PulumiStack, app: 
     env = docker("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", f"{PREFIX}-blue-worker").split()
     assert "MEDUSA_WORKER_MODE=worker" in env
     assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-blue-worker") == "running"
+    # Really in worker mode, not just told so: a worker serves /health but no API routes.
+    probe = "fetch('http://127.0.0.1:9000'+process.argv[1]).then(r=>console.log(r.status),()=>console.log('down'))"
+    def worker_status(path: str) -> str:
+        return docker("exec", f"{PREFIX}-blue-worker", "node", "-e", probe, path)
+
+    deadline = time.monotonic() + 90  # the worker starts after the flip, so it may still boot
+    while worker_status("/health") != "200":
+        assert time.monotonic() < deadline, docker("logs", "--tail", "30", f"{PREFIX}-blue-worker")
+        time.sleep(1)
+    assert worker_status("/hello") == "404"
     assert docker("inspect", "--format", "{{.Config.User}}", f"{PREFIX}-blue-server") == "node"
     # Migrations ran once, from the release step: the server's own start did not run them.
     tables = docker("exec", f"{PREFIX}-postgres", "psql", "-U", "medusa", "-d", "medusa", "-tAc",
