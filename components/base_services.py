@@ -52,7 +52,6 @@ class BaseServices(pulumi.ComponentResource):
     network_name: pulumi.Output[str]
     database_url: pulumi.Output[str] | None
     redis_url: pulumi.Output[str] | None
-    postgres_container: docker.Container | None
 
     def __init__(self, name: str, args: BaseServicesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("medusa-bluegreen:index:BaseServices", name, None, opts)
@@ -71,11 +70,10 @@ class BaseServices(pulumi.ComponentResource):
 
         # What a color must wait for before its release steps run.
         self.ready: list[pulumi.Resource] = []
-        self.postgres_container = None
         self.database_url = None
         if args.bundled_postgres:
-            self.postgres_container = self._postgres(child, keep_data)
-            self.ready += [self.postgres_container, self._sync_password(self.postgres_container)]
+            postgres = self._postgres(child, keep_data)
+            self.ready += [postgres, self._sync_password(postgres)]
             self.database_url = as_secret(
                 args.postgres_password.apply(
                     lambda password: postgres_url(

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.naming import Color
+from components.naming import COLORS, Color
 
 PROJECT = "medusa-bluegreen"
 
@@ -383,7 +383,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f"`pulumi config set {active}Image registry/app:tag` (or build it from an app "
             f"directory: `pulumi config set --path {active}Build.context ./app`)"
         )
-    for color in ("blue", "green"):
+    for color in COLORS:
         if s.image_for(color) is not None and s.build_for(color) is not None:
             problems.append(
                 f"{color}Build: set together with {color}Image; keep one (`pulumi config rm {color}Build` "
@@ -453,6 +453,15 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             "healthGate.maxBackoffSeconds: must be at least healthGate.initialBackoffSeconds"
         )
+    for color in COLORS:
+        build = s.build_for(color)
+        for name in build.args if build else {}:
+            if SECRET_LOOKING_ENV.search(name.upper()):
+                problems.append(
+                    f"{color}Build.args.{name}: looks like a secret, but build args reach the docker command "
+                    f"line and the image history; pass it as a BuildKit secret file instead "
+                    f"(`pulumi config set --path {color}Build.secretFiles.<id> /path/to/file`)"
+                )
     for name in s.medusa.env:
         if name in RESERVED_ENV:
             problems.append(

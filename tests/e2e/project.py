@@ -94,6 +94,29 @@ class PulumiStack:
         return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)
 
 
+def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrides: Any) -> dict[str, Any]:
+    """Config every e2e stack shares: harness images, loopback-only router, no Meilisearch
+    (no binary or image of it can be had here), rate limits above the test load."""
+    return {
+        "domain": "localhost",
+        "prefix": prefix,
+        "meilisearch": {"enabled": False},
+        "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22"},
+        "router": {
+            "bindAddress": "127.0.0.1", "httpPort": http_port, "previewPort": preview_port,
+            "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,
+        },
+        **overrides,
+    }
+
+
+def destroy_with_data(stack: PulumiStack, prefix: str) -> None:
+    """Data volumes outlive `pulumi destroy` by design; a throwaway test stack removes them too."""
+    stack.run("destroy", "--yes", check=False)
+    for volume in docker("volume", "ls", "-q", "--filter", f"name=^{prefix}-").split():
+        docker("volume", "rm", "-f", volume, check=False)
+
+
 def docker(*args: str, check: bool = True) -> str:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ}, check=False)

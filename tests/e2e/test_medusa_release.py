@@ -19,7 +19,7 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import REPO, PulumiStack, container_id, docker
+from tests.e2e.project import REPO, PulumiStack, container_id, destroy_with_data, docker, local_stack_config
 
 PREFIX = "e2emed"
 HTTP_PORT = 28080
@@ -28,18 +28,11 @@ APP = REPO / "examples/medusa-app"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELLO = "src/api/hello/route.ts"
 
-BASE_CONFIG: dict[str, Any] = {
-    "domain": "localhost",
-    "prefix": PREFIX,
-    "meilisearch": {"enabled": False},
-    "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22"},
-    "router": {
-        "bindAddress": "127.0.0.1", "httpPort": HTTP_PORT, "previewPort": 29080,
-        "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,
-    },
-    "healthGate": {"deadlineSeconds": 180, "initialBackoffSeconds": 1, "maxBackoffSeconds": 3},
-    "medusa": {"serverMemoryMb": 1024, "workerMemoryMb": 1024, "stopTimeoutSeconds": 10},
-}
+BASE_CONFIG: dict[str, Any] = local_stack_config(
+    PREFIX, HTTP_PORT, 29080,
+    healthGate={"deadlineSeconds": 180, "initialBackoffSeconds": 1, "maxBackoffSeconds": 3},
+    medusa={"serverMemoryMb": 1024, "workerMemoryMb": 1024, "stopTimeoutSeconds": 10},
+)
 
 
 def build_config(app: Path) -> dict[str, Any]:
@@ -63,9 +56,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
     stack = PulumiStack(workdir, engine, stack="medusa")
     yield stack
-    stack.run("destroy", "--yes", check=False)
-    for volume in docker("volume", "ls", "-q", "--filter", f"name=^{PREFIX}-").split():
-        docker("volume", "rm", "-f", volume, check=False)
+    destroy_with_data(stack, PREFIX)
 
 
 def configure(stack: PulumiStack, **changes: Any) -> None:

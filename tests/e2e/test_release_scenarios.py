@@ -20,26 +20,19 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import REPO, PulumiStack, Run, container_id, docker
+from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, docker, local_stack_config
 
 PREFIX = "e2e"
 HTTP_PORT = 18080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
 
-BASE_CONFIG: dict[str, Any] = {
-    "activeColor": "blue",
-    "blueImage": "medusa-bg/testapp:v1",
-    "domain": "localhost",
-    "prefix": PREFIX,
-    "meilisearch": {"enabled": False},
-    "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22"},
-    "router": {
-        "bindAddress": "127.0.0.1", "httpPort": HTTP_PORT, "previewPort": 19080,
-        "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,
-    },
-    "healthGate": {"deadlineSeconds": 25, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
-    "medusa": {"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5},
-}
+BASE_CONFIG: dict[str, Any] = local_stack_config(
+    PREFIX, HTTP_PORT, 19080,
+    activeColor="blue",
+    blueImage="medusa-bg/testapp:v1",
+    healthGate={"deadlineSeconds": 25, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
+    medusa={"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5},
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +40,7 @@ def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
     stack = PulumiStack(workdir, engine)
     stack.set_config({**BASE_CONFIG, "dockerHost": engine["DOCKER_HOST"]})
     yield stack
-    stack.run("destroy", "--yes", check=False)
-    # Data volumes outlive destroy by design; this throwaway stack removes them itself.
-    for volume in docker("volume", "ls", "-q", "--filter", f"name=^{PREFIX}-").split():
-        docker("volume", "rm", "-f", volume, check=False)
+    destroy_with_data(stack, PREFIX)
 
 
 def configure(stack: PulumiStack, **changes: Any) -> None:

@@ -8,7 +8,7 @@ from tests.unit.mock_stack import fake_digest, plain_strings, run_program
 # Resources whose inputs must be byte-identical whichever color is live (rules 1 and 3).
 COLOR_INDEPENDENT = [
     "router", "router-config-volume", "router-image", "router-config", "router-control-script",
-    "network", "backups-volume", "postgres", "postgres-volume", "postgres-image",
+    "network", "backups-volume", "postgres", "postgres-volume", "postgres-image", "postgres-password",
     "redis", "redis-volume", "redis-image", "meilisearch", "meilisearch-volume", "meilisearch-image",
 ]
 

@@ -40,6 +40,12 @@ BAD_CONFIGS = [
         "greenBuild.args.NODE-IMAGE: is not a valid name (it must match ^[A-Za-z_][A-Za-z0-9_]*$)",
     ),
     (
+        {"activeColor": "green", "greenBuild": '{"context": "app", "args": {"NPM_TOKEN": "x"}}'},
+        "greenBuild.args.NPM_TOKEN: looks like a secret, but build args reach the docker command line and the "
+        "image history; pass it as a BuildKit secret file instead "
+        "(`pulumi config set --path greenBuild.secretFiles.<id> /path/to/file`)",
+    ),
+    (
         {"blueImage": "shop/medusa"},
         "blueImage: 'shop/medusa' has no tag or digest; pin a release, e.g. "
         "'shop/medusa:1.4.2' or 'shop/medusa@sha256:<digest>'",
