@@ -1,7 +1,7 @@
 """The router for real: Debian's nginx with the rendered config, driven by the product's
 control script (nginx/bluegreen-router.sh), proxying to two colored upstreams on 127.0.0.1.
 
-Rules under test (DESIGN.md): 1 (a config change is `nginx -t`-checked, a refused one is
+Rules under test (docs/rules.md): 1 (a config change is `nginx -t`-checked, a refused one is
 rolled back), 1b (a flip is a state-file switch: no reload, zero failed requests under load,
 open connections keep going), 2 (nginx starts and serves with a color missing; a missing
 color is a 502 on its route; a color appearing later needs no reload).
@@ -321,7 +321,7 @@ def test_color_host_names_resolve_per_request_without_reload(
         assert "medusa-green-server" in dns.queries
 
         dns.records["medusa-green-server"] = "127.0.0.1"
-        # nginx caches the negative answer for the config's `valid=5s`; bounded wait.
+        # nginx caches the negative answer for RESOLVER_VALID_SECONDS; bounded wait.
         try:
             wait_until(
                 lambda: public(router, None).color == "green",
