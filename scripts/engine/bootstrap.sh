@@ -35,8 +35,12 @@
 #   logs/       one build log per piece, timings.txt
 #   work/       the throwaway Go modules the pieces were built in (kept for inspection)
 #   .complete   written last; without it the next run builds what is missing
+#   .done-*     one stamp per piece; .done-command holds the sha256 of command-provider/*.go,
+#               so editing our command provider rebuilds only that piece (and re-registers
+#               the plugins), without a RECIPE bump
 # The Go module and build caches (go/mod, go/build) are shared by all keys, so changing one
-# pin rebuilds only what changed. A warm run only checks .complete: no go, no network.
+# pin rebuilds only what changed. A warm run only checks .complete, the outputs and the
+# command provider's source hash: no go, no network.
 #
 # Progress goes to stderr; a failing piece prints the tail of its log and exits non-zero.
 
@@ -47,8 +51,11 @@ REPO="$(cd "$HERE/../.." && pwd)"
 REQUIREMENTS="${MEDUSA_BG_REQUIREMENTS:-$REPO/requirements.txt}"
 
 # Bump when a change to this script or the helper sources changes what gets built, so caches
-# made by the old recipe are not reused.
+# made by the old recipe are not reused. (Not needed for command-provider/*.go: its stamp
+# carries the hash of its source, see command_stamp; bump COMMAND_RECIPE instead when only
+# build_command changes.)
 RECIPE=1
+COMMAND_RECIPE=1
 
 # --- Sources that are not derived from the pins (see the table above) --------------------
 # The only version of the language host module found on the proxy (a pseudo-version: the
@@ -161,8 +168,38 @@ outputs_present() {
 	done
 }
 
+# sha256 of a file's content (coreutils on Linux, shasum on macOS).
+sha256_of() {
+	if command -v sha256sum >/dev/null 2>&1; then
+		sha256sum "$1" | cut -d' ' -f1
+	else
+		shasum -a 256 "$1" | cut -d' ' -f1
+	fi
+}
+
+# command_stamp: what .done-command must hold for the built command provider to be current:
+# the sources it is built from (every command-provider/*.go, by name and content) and the
+# build recipe. The SDK and version pins are already in KEY.
+command_stamp() {
+	local f out="recipe=$COMMAND_RECIPE"
+	for f in "$HERE"/command-provider/*.go; do
+		[ -f "$f" ] || die "no Go source in $HERE/command-provider"
+		out="$out ${f##*/}=$(sha256_of "$f")"
+	done
+	printf '%s' "$out"
+}
+COMMAND_STAMP="$(command_stamp)"
+
+# command_current: does the command provider's stamp match its source?
+command_current() {
+	local have=''
+	[ -f "$DIR/.done-command" ] || return 1
+	IFS= read -r have <"$DIR/.done-command" || true
+	[ "$have" = "$COMMAND_STAMP" ]
+}
+
 # Warm path: everything built before; touch nothing else.
-if [ -f "$DIR/.complete" ] && outputs_present; then
+if [ -f "$DIR/.complete" ] && outputs_present && command_current; then
 	print_result
 	exit 0
 fi
@@ -182,9 +219,14 @@ random_upstream "$RANDOM_V" >/dev/null ||
 docker_upstream "$DOCKER_V" >/dev/null ||
 	die "pulumi-docker==$DOCKER_V: no known upstream source for it; supported: 5.2.0 (see docker_upstream in $0)"
 
-# A marker with outputs missing (someone deleted files): forget the stamps of missing pieces.
+# A marker with outputs missing (someone deleted files) or an edited command provider: forget
+# the stamps of missing or stale pieces.
 if [ -f "$DIR/.complete" ]; then
-	log "cache $DIR is incomplete; rebuilding what is missing"
+	if outputs_present; then
+		log "command-provider source changed; rebuilding the command provider only"
+	else
+		log "cache $DIR is incomplete; rebuilding what is missing"
+	fi
 	rm -f "$DIR/.complete"
 	[ -x "$BIN/pulumi" ] || rm -f "$DIR/.done-cli"
 	[ -x "$BIN/pulumi-language-python" ] || rm -f "$DIR/.done-language-python"
@@ -205,7 +247,7 @@ if command -v flock >/dev/null 2>&1; then
 		log "another bootstrap is building $KEY; waiting for it"
 		flock 9
 	fi
-	if [ -f "$DIR/.complete" ] && outputs_present; then
+	if [ -f "$DIR/.complete" ] && outputs_present && command_current; then
 		print_result
 		exit 0
 	fi
@@ -231,12 +273,19 @@ GO_BUILD=(nice -n 10 go build -p 2 -trimpath)
 log "building Pulumi engine $KEY (first time only; tens of minutes on 2 cores)"
 log "go: $(go version | cut -d' ' -f3-); cache: $DIR"
 
-# step NAME FUNCTION: run FUNCTION once (stamp file), logging to logs/NAME.log.
+# step NAME FUNCTION [STAMP]: run FUNCTION once, logging to logs/NAME.log. The stamp file
+# .done-NAME holds STAMP (default: empty); a stamp file holding anything else is stale and
+# the piece is built again.
 step() {
-	local name="$1" fn="$2" t0 t1
+	local name="$1" fn="$2" stamp="${3:-}" t0 t1 have=''
 	if [ -f "$DIR/.done-$name" ]; then
-		log "$name: cached"
-		return 0
+		IFS= read -r have <"$DIR/.done-$name" || true
+		if [ "$have" = "$stamp" ]; then
+			log "$name: cached"
+			return 0
+		fi
+		log "$name: stale (its sources changed)"
+		rm -f "$DIR/.done-$name"
 	fi
 	log "$name: building (log: $LOGS/$name.log)"
 	t0=$(date +%s)
@@ -258,7 +307,7 @@ step() {
 	t1=$(date +%s)
 	printf '%s %ss\n' "$name" "$((t1 - t0))" >>"$LOGS/timings.txt"
 	log "$name: done in $((t1 - t0))s"
-	touch "$DIR/.done-$name"
+	printf '%s' "$stamp" >"$DIR/.done-$name"
 }
 
 # new_module DIR MODULE: a throwaway module to build in. Go ignores replace directives of
@@ -356,7 +405,7 @@ build_docker() {
 build_command() {
 	local w="$WORK/command"
 	new_module "$w" medusa-bg/engine-build/command
-	cp "$HERE/command-provider/main.go" "$w/"
+	cp "$HERE"/command-provider/*.go "$w/"
 	cd "$w"
 	go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v$PULUMI_V"
 	"${GO_BUILD[@]}" -ldflags "-s -w -X main.version=$COMMAND_V" -o "$PROVIDERS/pulumi-resource-command" .
@@ -381,7 +430,7 @@ T0=$(date +%s)
 step cli build_cli
 step language-python build_language_host
 step python-scripts install_python_scripts
-step command build_command
+step command build_command "$COMMAND_STAMP"
 step random build_random
 step docker build_docker
 rm -f "$DIR/.done-plugins" # always re-register after any rebuild

@@ -14,6 +14,12 @@
 // assetPaths / archivePaths. The "logging" input is accepted; output is sent to the engine
 // log after the command finishes.
 //
+// Stopping (see "cancellation, timeouts and process groups" below): each command runs in its
+// own process group, killed as a whole on the Cancel RPC, on the operation's customTimeouts
+// timeout, or when the engine cancels the request; the operation then fails with a plain
+// error, so a cancelled create leaves nothing in the stack's state. Upstream kills only the
+// interpreter and can hang on, or leave behind, its background children.
+//
 // scripts/engine/bootstrap.sh builds it in a throwaway module against github.com/pulumi/pulumi/sdk/v3.
 package main
 
@@ -24,10 +30,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -61,11 +73,14 @@ var replaceKeys = map[resource.PropertyKey]bool{"triggers": true}
 type server struct {
 	pulumirpc.UnimplementedResourceProviderServer
 	host *provider.HostClient
+	ops  ops
 }
 
 func main() {
 	err := provider.Main("command", func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &server{host: host}, nil
+		s := &server{host: host}
+		s.handleSignals()
+		return s, nil
 	})
 	if err != nil {
 		cmdutil.ExitError(err.Error())
@@ -156,7 +171,9 @@ func rejectUnsupported(m resource.PropertyMap) error {
 }
 
 // run executes one command the way pulumi-command does: through the interpreter
-// (default /bin/sh -c), in dir, with the extra environment, trailing newline trimmed.
+// (default /bin/sh -c), in dir, with the extra environment, trailing newline trimmed. It
+// stops when ctx is done (engine Cancel, customTimeouts, or the request itself cancelled),
+// killing the command's whole process group; see runProcess.
 func (s *server) run(ctx context.Context, urn resource.URN, command string, props resource.PropertyMap,
 	extraEnv []string,
 ) (string, string, error) {
@@ -164,21 +181,17 @@ func (s *server) run(ctx context.Context, urn resource.URN, command string, prop
 	if len(interp) == 0 {
 		interp = []string{"/bin/sh", "-c"}
 	}
-	args := append(append([]string{}, interp[1:]...), command)
-	cmd := exec.CommandContext(ctx, interp[0], args...)
-	cmd.Dir = getString(props, "dir")
-	cmd.Env = append(append(os.Environ(), getEnv(props)...), extraEnv...)
-	if stdin := getString(props, "stdin"); stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	outS := strings.TrimSuffix(stdout.String(), "\n")
-	errS := strings.TrimSuffix(stderr.String(), "\n")
-	s.logOutput(ctx, urn, getString(props, "logging"), outS, errS)
+	argv := append(append([]string{}, interp...), command)
+	env := append(append(os.Environ(), getEnv(props)...), extraEnv...)
+	res, err := s.runProcess(ctx, argv, getString(props, "dir"), env, getString(props, "stdin"))
+	outS := strings.TrimSuffix(res.stdout, "\n")
+	errS := strings.TrimSuffix(res.stderr, "\n")
+	// The request context may be cancelled by now; the log line is still worth sending.
+	s.logOutput(context.WithoutCancel(ctx), urn, getString(props, "logging"), outS, errS)
 	if err != nil {
-		return outS, errS, fmt.Errorf("%w: running %q:\nStdout:\n%s\nStderr:\n%s", err, command, outS, errS)
+		// Same shape as pulumi-command: "<cause>: running "<command>":\n<stdout and stderr
+		// interleaved as written>".
+		return outS, errS, fmt.Errorf("%w: running %q:\n%s", err, command, res.combined)
 	}
 	return outS, errS, nil
 }
@@ -202,11 +215,363 @@ func (s *server) logOutput(ctx context.Context, urn resource.URN, logging, stdou
 	}
 }
 
+// previousOutputEnv is what update and delete commands get when addPreviousOutputInEnv is
+// on: like pulumi-command, each variable is set only when the previous value is non-empty.
 func previousOutputEnv(state resource.PropertyMap) []string {
-	return []string{
-		"PULUMI_COMMAND_STDOUT=" + getString(state, "stdout"),
-		"PULUMI_COMMAND_STDERR=" + getString(state, "stderr"),
+	var env []string
+	if v := getString(state, "stdout"); v != "" {
+		env = append(env, "PULUMI_COMMAND_STDOUT="+v)
 	}
+	if v := getString(state, "stderr"); v != "" {
+		env = append(env, "PULUMI_COMMAND_STDERR="+v)
+	}
+	return env
+}
+
+// ---- cancellation, timeouts and process groups -------------------------------------------
+//
+// pulumi-command (through pulumi-go-provider's cancel middleware) gives every operation a
+// context that is cancelled by the Cancel RPC and, when the engine passes a timeout
+// (customTimeouts), by a deadline, and runs the command with exec.CommandContext, which kills
+// only the interpreter (/bin/sh) and then waits for its output pipes: a background child keeps
+// them open, so the operation hangs and the child survives. Here every command runs in its own
+// process group; when the context is done the whole group gets SIGTERM, then SIGKILL after
+// killGrace, and the operation fails with a plain error (no partial state), so a cancelled or
+// timed-out create is not saved to the stack.
+
+// killGrace is how long a process group has to exit after SIGTERM before SIGKILL.
+const killGrace = 5 * time.Second
+
+// pipeGrace is how long output is still read after the command's process was reaped during a
+// kill (a process outside the group may hold the pipes open; it does not keep us waiting).
+const pipeGrace = 2 * time.Second
+
+// stopError is the cause of contexts cancelled by this provider (Cancel RPC, signals).
+type stopError struct{ msg string }
+
+func (e stopError) Error() string { return e.msg }
+
+// errCancelled is the cause of contexts cancelled by the Cancel RPC.
+var errCancelled = stopError{"cancelled: the engine asked the provider to cancel " +
+	"(e.g. Ctrl-C or a signal to pulumi)"}
+
+// timeoutError is the cause of contexts whose customTimeouts deadline passed.
+type timeoutError struct{ after time.Duration }
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("timed out after %s (customTimeouts)", e.after)
+}
+
+// ops tracks the contexts of running operations (for Cancel) and the process groups of
+// running commands (for the provider's own termination signals).
+type ops struct {
+	mu        sync.Mutex
+	cancelled bool
+	next      int
+	cancels   map[int]context.CancelCauseFunc
+	groups    map[int]bool
+}
+
+// begin derives the context of one operation: cancelled by Cancel (also when Cancel came
+// first: the engine is shutting down) and, when timeoutSeconds > 0, after that long.
+func (s *server) begin(ctx context.Context, timeoutSeconds float64) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stopTimer := func() bool { return true }
+	if timeoutSeconds > 0 {
+		after := time.Duration(timeoutSeconds * float64(time.Second))
+		timer := time.AfterFunc(after, func() { cancel(timeoutError{after: after}) })
+		stopTimer = timer.Stop
+	}
+	s.ops.mu.Lock()
+	if s.ops.cancels == nil {
+		s.ops.cancels = map[int]context.CancelCauseFunc{}
+	}
+	id := s.ops.next
+	s.ops.next++
+	s.ops.cancels[id] = cancel
+	if s.ops.cancelled {
+		cancel(errCancelled)
+	}
+	s.ops.mu.Unlock()
+	return ctx, func() {
+		stopTimer()
+		s.ops.mu.Lock()
+		delete(s.ops.cancels, id)
+		s.ops.mu.Unlock()
+		cancel(context.Canceled)
+	}
+}
+
+// cancelAll cancels every running operation and every later one.
+func (s *server) cancelAll(cause error) {
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	s.ops.cancelled = true
+	for _, cancel := range s.ops.cancels {
+		cancel(cause)
+	}
+}
+
+func (s *server) trackGroup(pgid int, running bool) {
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	if s.ops.groups == nil {
+		s.ops.groups = map[int]bool{}
+	}
+	if running {
+		s.ops.groups[pgid] = true
+	} else {
+		delete(s.ops.groups, pgid)
+	}
+}
+
+// signalGroups sends sig to every tracked process group (0: none, just count them).
+func (s *server) signalGroups(sig syscall.Signal) int {
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	for pgid := range s.ops.groups {
+		if sig != 0 {
+			_ = syscall.Kill(-pgid, sig)
+		}
+	}
+	return len(s.ops.groups)
+}
+
+// stopCause says why ctx is done, in words for the error message.
+func stopCause(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	var te timeoutError
+	var se stopError
+	switch {
+	case errors.As(cause, &te), errors.As(cause, &se):
+		return cause
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("the engine's deadline for the request passed (%w)", cause)
+	default:
+		return fmt.Errorf("the engine cancelled the request (%w)", cause)
+	}
+}
+
+type procResult struct {
+	stdout, stderr, combined string
+}
+
+// lockedBuffer is the interleaved stdout+stderr copy, written by two goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runProcess starts argv in a new process group and waits, like os/exec with
+// exec.Command.Run, for it to exit and for its output pipes to close (so a background child
+// that keeps them open is waited for, as upstream does). When ctx is done first, the group is
+// killed (SIGTERM, SIGKILL after killGrace) and the error says why.
+//
+// The pipes are made here rather than by os/exec so that cmd.Wait never waits for output
+// copying: after a kill, output still held open by a process that left the group is given up
+// after pipeGrace instead of hanging the operation.
+func (s *server) runProcess(ctx context.Context, argv []string, dir string, env []string, stdin string,
+) (procResult, error) {
+	var res procResult
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("%w; the command was not started", stopCause(ctx))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // running user commands is the point
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	var closeAfterStart, closeAtEnd []*os.File
+	defer func() {
+		for _, f := range closeAfterStart {
+			_ = f.Close()
+		}
+		for _, f := range closeAtEnd {
+			_ = f.Close()
+		}
+	}()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		_ = outR.Close()
+		_ = outW.Close()
+		return res, err
+	}
+	closeAfterStart = append(closeAfterStart, outW, errW)
+	closeAtEnd = append(closeAtEnd, outR, errR)
+	cmd.Stdout, cmd.Stderr = outW, errW
+	var stdinW *os.File
+	if stdin != "" {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return res, err
+		}
+		closeAfterStart = append(closeAfterStart, inR)
+		closeAtEnd = append(closeAtEnd, inW)
+		cmd.Stdin, stdinW = inR, inW
+	}
+
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	pgid := cmd.Process.Pid
+	s.trackGroup(pgid, true)
+	defer s.trackGroup(pgid, false)
+	for _, f := range closeAfterStart {
+		_ = f.Close()
+	}
+	closeAfterStart = nil
+
+	if stdinW != nil {
+		go func() {
+			_, _ = io.WriteString(stdinW, stdin)
+			_ = stdinW.Close()
+		}()
+	}
+	var stdoutBuf, stderrBuf bytes.Buffer
+	var combined lockedBuffer
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() {
+		defer readers.Done()
+		_, _ = io.Copy(io.MultiWriter(&stdoutBuf, &combined), outR)
+	}()
+	go func() {
+		defer readers.Done()
+		_, _ = io.Copy(io.MultiWriter(&stderrBuf, &combined), errR)
+	}()
+	readersDone := make(chan struct{})
+	go func() {
+		readers.Wait()
+		close(readersDone)
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	var waitErr error
+	exited, drained := false, false
+	for !exited || !drained {
+		select {
+		case waitErr = <-waited:
+			exited = true
+			waited = nil
+		case <-readersDone:
+			drained = true
+			readersDone = nil
+		case <-ctx.Done():
+			killGroup(pgid)
+			if !exited {
+				<-waited
+			}
+			// Output written before the kill is still in the pipes: read it, within bounds.
+			if !drained {
+				select {
+				case <-readersDone:
+				case <-time.After(pipeGrace):
+				}
+			}
+			for _, f := range closeAtEnd {
+				_ = f.Close()
+			}
+			closeAtEnd = nil
+			readers.Wait()
+			return procResult{stdoutBuf.String(), stderrBuf.String(), combined.String()},
+				fmt.Errorf("%w; the command's process group was killed", stopCause(ctx))
+		}
+	}
+	return procResult{stdoutBuf.String(), stderrBuf.String(), combined.String()}, waitErr
+}
+
+// killGroup sends SIGTERM to the process group, waits up to killGrace for it to be gone,
+// then sends SIGKILL.
+func killGroup(pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	deadline := time.Now().Add(killGrace)
+	for time.Now().Before(deadline) {
+		if !groupAlive(pgid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// groupAlive: is any process of the group still running? Zombies do not count (a member
+// orphaned by the kill may never be reaped here, and kill(2) still finds it); where /proc
+// cannot tell, any member counts.
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
+}
+
+// handleSignals: when the provider itself is told to stop, its commands, which run in their
+// own process groups and so do not get the signal, are stopped first. The engine stops a
+// plugin with SIGINT to the plugin's process group, then SIGKILL 5 s later; on SIGINT the SDK
+// (provider.Main) stops the gRPC server gracefully, which waits for the running operations,
+// so they are cancelled here. SIGTERM is then raised again with its default action.
+func (s *server) handleSignals() {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		for sig := range ch {
+			s.stopAll(sig)
+			if sig == syscall.SIGTERM {
+				signal.Reset(syscall.SIGTERM)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			}
+		}
+	}()
+}
+
+// stopAll cancels every operation (their commands' groups get SIGTERM) and, a second later,
+// sends SIGKILL to the groups still running: well before the engine's SIGKILL to this process.
+func (s *server) stopAll(sig os.Signal) {
+	s.cancelAll(stopError{fmt.Sprintf("cancelled: the command provider got %v (the engine "+
+		"is stopping it)", sig)})
+	deadline := time.Now().Add(time.Second)
+	for s.signalGroups(0) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.signalGroups(syscall.SIGKILL)
 }
 
 func checkType(t string) error {
@@ -243,7 +608,10 @@ func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulum
 	return &pulumirpc.ConfigureResponse{AcceptSecrets: true}, nil
 }
 
+// Cancel: the engine is stopping (Ctrl-C, SIGINT/SIGTERM to pulumi): kill every running
+// command's process group; the operations fail, and any started later fail at once.
 func (s *server) Cancel(context.Context, *pbempty.Empty) (*pbempty.Empty, error) {
+	s.cancelAll(errCancelled)
 	return &pbempty.Empty{}, nil
 }
 
@@ -333,6 +701,8 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	if err != nil {
 		return nil, err
 	}
+	ctx, end := s.begin(ctx, req.GetTimeout())
+	defer end()
 	outs := props.Copy()
 	if req.GetPreview() {
 		outs["stdout"] = resource.MakeComputed(resource.NewStringProperty(""))
@@ -370,6 +740,8 @@ func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	if err != nil {
 		return nil, err
 	}
+	ctx, end := s.begin(ctx, req.GetTimeout())
+	defer end()
 	outs := news.Copy()
 	outs["stdout"], outs["stderr"] = olds["stdout"], olds["stderr"]
 	// pulumi-command runs "update", or "create" again when there is no "update".
@@ -406,6 +778,8 @@ func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*pbe
 	if err != nil {
 		return nil, err
 	}
+	ctx, end := s.begin(ctx, req.GetTimeout())
+	defer end()
 	if c := getString(state, "delete"); c != "" {
 		var env []string
 		if getBool(state, "addPreviousOutputInEnv", true) {
@@ -433,6 +807,8 @@ func (s *server) Invoke(ctx context.Context, req *pulumirpc.InvokeRequest) (*pul
 	if c == "" {
 		return nil, errors.New("command:local:run needs a non-empty \"command\"")
 	}
+	ctx, end := s.begin(ctx, 0)
+	defer end()
 	stdout, stderr, err := s.run(ctx, "", c, args, nil)
 	if err != nil {
 		return nil, err
