@@ -24,7 +24,8 @@ from components.container_defaults import (
     memory_swap_mb,
 )
 from components.medusa_env import Role, docker_envs
-from components.release import Release, ReleaseArgs
+from components.release import Release, ReleaseArgs, step_timeouts
+from components.settings import TimeoutSettings
 from components.stack_secrets import as_secret
 
 
@@ -43,6 +44,7 @@ class ColorStackArgs:
     postgres_container: str | None
     migrate_command: Sequence[str]
     docker_host: str
+    timeouts: TimeoutSettings
     base_services: Sequence[pulumi.Resource] = ()
     build: BuildPlan | None = None  # build `image` from an app directory first
 
@@ -76,10 +78,13 @@ class ColorStack(pulumi.ComponentResource):
                 network_name=args.network_name,
                 postgres_container=args.postgres_container,
                 migrate_command=args.migrate_command,
+                migrate_container=naming.migrate_container(args.prefix),
                 migrate_env=as_secret(
                     args.secret_env.apply(lambda secrets: {**args.worker_env, **secrets})
                 ),
                 docker_host=args.docker_host,
+                backup_timeout_seconds=args.timeouts.backup_seconds,
+                migrate_timeout_seconds=args.timeouts.migrate_seconds,
                 after=args.base_services,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -94,7 +99,9 @@ class ColorStack(pulumi.ComponentResource):
             create=docker_cli.build_image(plan.context, plan.image_ref, plan.args, plan.secret_files, plan.target),
             triggers=[plan.image_ref],
             environment={"DOCKER_HOST": self._args.docker_host, "DOCKER_BUILDKIT": "1"},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=step_timeouts(self._args.timeouts.build_seconds)
+            ),
         )
 
     def start_worker(self, after: Sequence[pulumi.Resource]) -> docker.Container:

@@ -27,6 +27,11 @@ def worker_container(prefix: str, color: Color) -> str:
     return f"{prefix}-{color}-worker"
 
 
+def migrate_container(prefix: str) -> str:
+    """One name for both colors: at most one migration of a stack can exist at a time."""
+    return f"{prefix}-migrate"
+
+
 def router_container(prefix: str) -> str:
     return f"{prefix}-router"
 

@@ -17,6 +17,16 @@ from components import docker_cli
 from components.naming import Color
 from components.stack_secrets import as_secret
 
+# pulumi-command runs `update` (or, without one, `create` again) when an input other than the
+# triggers changes: a rotated secret in the env, or a new version of this program's command
+# line. A release step must run once per image and never again from an old image, so the
+# update only carries the previous output forward (the backup's name lives in it).
+KEEP_PREVIOUS_OUTPUT = "printf '%s' \"${PULUMI_COMMAND_STDOUT-}\""
+
+
+def step_timeouts(seconds: int) -> pulumi.CustomTimeouts:
+    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+
 
 @dataclass(frozen=True)
 class ReleaseArgs:
@@ -26,8 +36,11 @@ class ReleaseArgs:
     network_name: pulumi.Input[str]
     postgres_container: str | None  # None: external database, backups are the provider's job
     migrate_command: Sequence[str]
+    migrate_container: str
     migrate_env: pulumi.Input[dict[str, str]]  # secret
     docker_host: str
+    backup_timeout_seconds: int
+    migrate_timeout_seconds: int
     # The shared services the steps talk to (Postgres, the network).
     after: Sequence[pulumi.Resource] = ()
 
@@ -47,9 +60,12 @@ class Release(pulumi.ComponentResource):
             self.backup = command.local.Command(
                 f"{args.color}-backup",
                 create=docker_cli.backup_database(args.postgres_container, args.color, args.image_ref),
+                update=KEEP_PREVIOUS_OUTPUT,
                 environment=environment,
                 triggers=[args.image_id],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=after, custom_timeouts=step_timeouts(args.backup_timeout_seconds)
+                ),
             )
             self.backup_name = self.backup.stdout.apply(_backup_name)
             after = [*after, self.backup]
@@ -57,7 +73,9 @@ class Release(pulumi.ComponentResource):
         def migrate_line(network_and_env: list[object]) -> str:
             network, env, image_id = network_and_env
             assert isinstance(env, dict)
-            return docker_cli.run_migrations(str(network), str(image_id), list(env), args.migrate_command)
+            return docker_cli.run_migrations(
+                args.migrate_container, str(network), str(image_id), list(env), args.migrate_command
+            )
 
         self.migrate = command.local.Command(
             f"{args.color}-migrate",
@@ -68,8 +86,11 @@ class Release(pulumi.ComponentResource):
             environment=as_secret(
                 pulumi.Output.from_input(args.migrate_env).apply(lambda env: {**env, **environment})
             ),
+            update=KEEP_PREVIOUS_OUTPUT,
             triggers=[args.image_id],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=after, custom_timeouts=step_timeouts(args.migrate_timeout_seconds)
+            ),
         )
         self.register_outputs({"backup_name": self.backup_name})
 

@@ -239,6 +239,32 @@ class BackupSettings(_Model):
     enabled: bool = True
 
 
+def _keep_releases(value: int) -> int:
+    if value < 1:
+        raise ValueError(
+            f"must be at least 1 (the number of earlier releases whose images stay on the Docker "
+            f"host for scripts/rollback.py), got {value}"
+        )
+    return value
+
+
+class ReleaseSettings(_Model):
+    # Besides the two colors' own images, which are always kept.
+    keep: Annotated[int, AfterValidator(_keep_releases)] = 3
+
+
+class TimeoutSettings(_Model):
+    """How long each long-running release step may take before it is killed and the run fails.
+
+    A hung build, dump or migration would otherwise hold the stack's lock forever; the step's
+    whole process group is killed, so nothing it started keeps running into the next run.
+    """
+
+    build_seconds: int = Field(default=1800, ge=10, le=86400)
+    backup_seconds: int = Field(default=1800, ge=10, le=86400)
+    migrate_seconds: int = Field(default=900, ge=10, le=86400)
+
+
 BuildArgName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SecretId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 RepositoryName = Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")]
@@ -281,6 +307,8 @@ class Settings(_Model):
     health_gate: HealthGateSettings = HealthGateSettings()
     images: ServiceImages = ServiceImages()
     backups: BackupSettings = BackupSettings()
+    timeouts: TimeoutSettings = TimeoutSettings()
+    releases: ReleaseSettings = ReleaseSettings()
 
     # Secrets: set with `pulumi config set --secret KEY`. The passwords of bundled services and
     # the app secrets are generated (pulumi-random) when absent.

@@ -1,4 +1,4 @@
-"""Wires the components in the order of DESIGN.md, every arrow a real dependency:
+"""Wires the components in the order of docs/rules.md, every arrow a real dependency:
 
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
       -> live route (the flip) -> post-switch check -> target worker
@@ -18,6 +18,7 @@ from components.app_build import BuildPlan, plan_build
 from components.base_services import BaseServices, BaseServicesArgs
 from components.color_stack import ColorStack, ColorStackArgs
 from components.health_gate import HealthGate
+from components.image_retention import prune_old_images
 from components.medusa_env import MedusaEnvInput, MedusaSecrets, plain_env, secret_env
 from components.router import Router, RouterArgs
 from components.router_config import (
@@ -162,7 +163,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         )
     )
 
-    def color_stack(color: naming.Color, image: str, build: BuildPlan | None = None) -> ColorStack:
+    def color_stack(
+        color: naming.Color, image: str, build: BuildPlan | None = None, after: list[pulumi.Resource] | None = None
+    ) -> ColorStack:
         env = medusa_env_input(settings, color)
         return ColorStack(
             f"{color}-stack",
@@ -182,7 +185,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 else None,
                 migrate_command=settings.medusa.migrate_command,
                 docker_host=settings.docker_host,
-                base_services=base.ready,
+                timeouts=settings.timeouts,
+                base_services=[*base.ready, *(after or [])],
                 build=build,
             ),
             opts=pulumi.ResourceOptions(providers={"docker": provider}),
@@ -237,12 +241,24 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         rollback=rollback,
         opts=pulumi.ResourceOptions(depends_on=[live]),
     )
-    target_stack.start_worker(after=[live, post_check])
+    worker = target_stack.start_worker(after=[live, post_check])
+    # Last, so a prune problem can never stand between a healthy image and its traffic.
+    prune_old_images(
+        "image-prune",
+        release_ref=target_image,
+        service_refs=settings.images.model_dump().values(),
+        keep=settings.releases.keep,
+        docker_host=settings.docker_host,
+        release_image_id=target_stack.image.image_id,
+        after=[worker],
+    )
 
     images: dict[str, pulumi.Input[str]] = {target: target_stack.image.image_id}
     other_image = settings.image_for(other)
     if other_image is not None and settings.other_color == "warm":
-        images[other] = color_stack(other, other_image).image.image_id
+        # When one update changes both colors' images (a rollback does), their release steps run
+        # one after the other: two versions never migrate the same database at once.
+        images[other] = color_stack(other, other_image, after=[target_stack.release.migrate]).image.image_id
 
     return {
         "liveColor": target,

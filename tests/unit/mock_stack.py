@@ -33,6 +33,7 @@ class Registration:
     retain_on_delete: bool
     protect: bool
     providers: dict[str, str]
+    custom_timeouts: dict[str, str]
 
 
 def fake_digest(text: str) -> str:
@@ -83,6 +84,7 @@ class RecordingMonitor(MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             protect=bool(request.protect),
             providers=dict(request.providers),
+            custom_timeouts=json_format.MessageToDict(request.customTimeouts),
         )
         return response
 

@@ -1,5 +1,8 @@
 """The resource graph: which resources exist, their order, and what a flip must not touch."""
 
+import json
+import shlex
+
 import pytest
 
 from tests.unit.configs import HOSTILE_PASSWORD, config, two_colors
@@ -23,8 +26,8 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
-        "blue-backup", "blue-migrate", "live-route", "postgres-password", "preview-route", "router-config",
-        "router-control-script",
+        "blue-backup", "blue-migrate", "image-prune", "live-route", "postgres-password", "preview-route",
+        "router-config", "router-control-script",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -86,10 +89,46 @@ def test_order_of_operations_is_real_dependencies(active):
         ("post-switch-check", "live-route"),
         (f"{active}-worker", "live-route"),
         (f"{active}-worker", "post-switch-check"),
+        ("image-prune", f"{active}-worker"),
         ("router-config", "router-control-script"),
     ]
     for later, earlier in chain:
         assert monitor.depends_on(later, earlier), f"{later} must depend on {earlier}"
+
+
+def test_image_prune_runs_once_per_release_on_the_released_repository_only():
+    monitor, _ = run_program(two_colors("green"))
+    prune = monitor.registrations["image-prune"].inputs
+    assert prune["triggers"] == [fake_digest("registry.example.com/shop/medusa:1.1.0")]
+    assert prune["environment"] == {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    script = shlex.split(prune["create"])[2]
+    assert script.startswith("set -uf; release=registry.example.com/shop/medusa:1.1.0\n")
+    assert script.count("--filter reference=") == 1, "service images (postgres, redis, nginx) are never pruned"
+    assert "--filter reference=registry.example.com/shop/medusa)" in script
+    assert "tail -n +4" in script  # releases.keep defaults to 3
+    # A no-op up reruns nothing, and neither does an idle-only change (only that color changes);
+    # a flip back (a rollback) is a release and prunes again.
+    again, _ = run_program({**two_colors("green"), "blueImage": "registry.example.com/shop/medusa:0.9.0"})
+    assert again.registrations["image-prune"].inputs == prune
+    back, _ = run_program(two_colors("blue"))
+    blue_image = fake_digest("registry.example.com/shop/medusa:1.0.0")
+    assert back.registrations["image-prune"].inputs["triggers"] == [blue_image]
+
+
+def test_image_prune_of_a_built_release_covers_the_build_repository_and_keep_setting():
+    monitor, _ = run_program(
+        config(activeColor="green", greenBuild=json.dumps({"context": "harness/images/testapp"}),
+               prefix="shop", releases=json.dumps({"keep": 5}))
+    )
+    script = shlex.split(monitor.registrations["image-prune"].inputs["create"])[2]
+    assert script.startswith("set -uf; release=shop-app:src-")
+    assert script.count("--filter reference=") == 1 and "--filter reference=shop-app)" in script
+    assert "tail -n +6" in script
+
+
+def test_no_image_prune_when_the_app_shares_a_service_repository():
+    monitor, _ = run_program(config(blueImage="redis:7.4-app"))
+    assert "image-prune" not in monitor.registrations
 
 
 def test_gate_reruns_on_image_and_container_changes():

@@ -391,9 +391,30 @@ def test_pulumi_cloud_version_numbers_are_used_when_present() -> None:
     assert [e.number for e in rollback.parse_history(raw)][:3] == [100, 99, 98]
 
 
-def test_plan_rollback_sets_colors_and_images_and_removes_builds() -> None:
+def test_plan_rollback_never_changes_the_live_colors_image() -> None:
+    # green is live (built, pinned in history as src-2), blue is warm with reg/shop:1.
+    config = stack_config(activeColor="green", greenBuild={"context": "app"}, blueImage="reg/shop:1", domain="x.io")
+    live = rollback.Deployment("green", "reg/shop:1", "shop/app:src-2")
+
+    # The target's live image is the warm one: a plain flip, both pinned.
+    forward, undo = rollback.plan_rollback(config, live, rollback.Deployment("blue", "reg/shop:1", None))
+    assert forward.describe() == ["activeColor = blue", "greenImage = shop/app:src-2", "greenBuild removed"]
+    assert config.apply(forward).apply(undo) == config
+
+    # An older image, on green in its own update: it goes to the idle color (blue), green stays warm.
+    forward, _ = rollback.plan_rollback(config, live, rollback.Deployment("green", "reg/shop:0", "reg/shop:0"))
+    assert forward.describe() == [
+        "activeColor = blue", "blueImage = reg/shop:0", "greenImage = shop/app:src-2", "greenBuild removed",
+    ]
+
+    # Already serving the target's image: nothing flips.
+    forward, _ = rollback.plan_rollback(config, live, rollback.Deployment("blue", "shop/app:src-2", None))
+    assert forward.describe() == ["greenImage = shop/app:src-2", "greenBuild removed"]
+
+
+def test_config_sync_copies_the_deployment_exactly() -> None:
     config = stack_config(activeColor="green", greenBuild={"context": "app"}, blueImage="reg/shop:2", domain="x.io")
-    forward, undo = rollback.plan_rollback(config, rollback.Deployment("blue", "reg/shop:1", None))
+    forward, undo = rollback.plan_config_sync(config, rollback.Deployment("blue", "reg/shop:1", None))
     assert forward.describe() == ["activeColor = blue", "blueImage = reg/shop:1", "greenBuild removed"]
     assert config.apply(forward).apply(undo) == config
 

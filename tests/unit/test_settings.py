@@ -141,6 +141,19 @@ BAD_CONFIGS = [
         "healthGate.deadlineSeconds: must be at least healthGate.timeoutSeconds",
     ),
     (
+        {"timeouts": json.dumps({"migrateSeconds": 0})},
+        "timeouts.migrateSeconds: input should be greater than or equal to 10",
+    ),
+    (
+        {"releases": json.dumps({"keep": 0})},
+        "releases.keep: must be at least 1 (the number of earlier releases whose images stay on the "
+        "Docker host for scripts/rollback.py), got 0",
+    ),
+    (
+        {"releases": json.dumps({"keep": "all"})},
+        "releases.keep: input should be a valid integer, unable to parse string as an integer",
+    ),
+    (
         {"router": "8080"},
         "router: must be an object (set it with --path, e.g. `pulumi config set --path router.name value`)",
     ),
@@ -190,6 +203,7 @@ def test_valid_config_and_defaults():
     assert settings.router.preview_bind_address == "127.0.0.1"
     assert settings.medusa.store_cors == ["https://shop.example.com"]
     assert settings.public_url == "http://api.shop.example.com"
+    assert settings.releases.keep == 3
 
 
 def test_seed_style_comma_separated_cors_is_accepted():

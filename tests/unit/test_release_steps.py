@@ -1,0 +1,62 @@
+"""Release steps (build, backup, migrate): once per image, bounded in time, nothing left behind."""
+
+import shlex
+
+from components.docker_cli import backup_database, run_migrations
+from components.release import KEEP_PREVIOUS_OUTPUT
+from tests.unit.configs import config, two_colors
+from tests.unit.mock_stack import run_program
+
+
+def test_migration_container_has_one_name_and_a_leftover_is_removed_first():
+    line = run_migrations(
+        "shop-migrate", "shop-net", "sha256:abc", ["REDIS_URL", "DATABASE_URL"], ["npx", "medusa", "db:migrate"]
+    )
+    remove, run = line.split("; exec ")
+    assert shlex.split(remove.split(" >/dev/null")[0]) == ["docker", "rm", "-f", "shop-migrate"]
+    assert shlex.split(run) == [
+        "docker", "run", "--rm", "--name", "shop-migrate", "--network", "shop-net",
+        "-e", "DATABASE_URL", "-e", "REDIS_URL", "sha256:abc", "npx", "medusa", "db:migrate",
+    ]
+
+
+def test_both_colors_migrate_under_the_same_container_name():
+    monitor, _ = run_program(two_colors("green"))
+    lines = [monitor.registrations[f"{color}-migrate"].inputs["create"] for color in ("blue", "green")]
+    assert all("--name medusa-migrate " in line for line in lines), lines
+
+
+def test_a_backup_counts_only_once_read_back_and_a_failed_one_names_itself():
+    script = shlex.split(backup_database("shop-postgres", "blue", "shop:1.2"))[-1]
+    dump, verify, done = script.index("pg_dump -h"), script.index('pg_restore --file=/dev/null "$file"'), \
+        script.index('echo "backup=$name"')
+    assert dump < verify < done
+    failure = script[script.index('rm -f "$file"'):]
+    assert 'echo "backup $name failed: $why; free space on the backups volume: $free;' in failure
+    assert "the release stopped before its migration" in failure and failure.endswith("exit 1")
+
+
+def test_release_steps_only_run_on_create_and_carry_their_output_on_update():
+    monitor, _ = run_program(config())
+    for name in ("blue-backup", "blue-migrate"):
+        assert monitor.registrations[name].inputs["update"] == KEEP_PREVIOUS_OUTPUT, name
+
+
+def test_long_steps_carry_timeouts_from_settings():
+    raw = {**config(), "timeouts": '{"backupSeconds": 60, "migrateSeconds": 120}'}
+    monitor, _ = run_program(raw)
+    assert monitor.registrations["blue-backup"].custom_timeouts == {"create": "60s", "update": "60s"}
+    assert monitor.registrations["blue-migrate"].custom_timeouts == {"create": "120s", "update": "120s"}
+
+
+def test_default_timeouts_are_generous_but_finite():
+    monitor, _ = run_program(config())
+    assert monitor.registrations["blue-backup"].custom_timeouts == {"create": "1800s", "update": "1800s"}
+    assert monitor.registrations["blue-migrate"].custom_timeouts == {"create": "900s", "update": "900s"}
+
+
+def test_when_both_colors_change_their_migrations_run_one_after_the_other():
+    monitor, _ = run_program(two_colors("green"))
+    assert monitor.depends_on("blue-backup", "green-migrate")
+    assert monitor.depends_on("blue-migrate", "green-migrate")
+    assert not monitor.depends_on("green-migrate", "blue-migrate")
