@@ -1,6 +1,6 @@
 """Connection URLs for Medusa, built so that any password survives the trip.
 
-Rules 4 and 5 of DESIGN.md: the password lives in the user info, percent-encoded (never a
+Rules 4 and 5 of docs/rules.md: the password lives in the user info, percent-encoded (never a
 `?password=` query, never quotes), and the bundled Postgres gets `sslmode=disable` because
 Medusa's modules default to SSL for any host that is not localhost.
 """

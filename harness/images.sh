@@ -189,7 +189,7 @@ build_node() {
 # build_testapp TAG VERSION BEHAVIOUR
 build_testapp() {
   local tag="$1" version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
-  case "$behaviour" in healthy | never-healthy | crash | badmigrate) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
+  case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
   # shellcheck disable=SC2046
   hash="$(recipe_hash $(dir_files "$RECIPES/testapp") "version=$version" "behaviour=$behaviour" "parent=$(node_hash)")"
   if up_to_date "$img" "$hash"; then record "$img" cached 0; return 0; fi

@@ -1,6 +1,6 @@
 """A bounded, non-retrying HTTP load on a loopback URL, counting failures and colors.
 
-requests' default adapter does not retry, like the clients DESIGN.md measured. Keep-alive
+requests' default adapter does not retry, like the clients docs/rules.md (rule 1b) measured. Keep-alive
 sessions and fresh connections run side by side; every request is bounded by a timeout, the
 whole load by a duration and a request cap.
 """

@@ -76,6 +76,13 @@ class PulumiStack:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({run.returncode}):\n{run.output[-6000:]}")
         return run
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`pulumi ARGS` in the background, for a test that acts while it runs (kill, cancel)."""
+        return subprocess.Popen(
+            ["pulumi", *args, "--non-interactive", "--color", "never", *self._stack_flag(args)],
+            cwd=self.workdir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
     def _stack_flag(self, args: tuple[str, ...]) -> list[str]:
         return [] if args[:2] == ("stack", "init") else ["--stack", self.stack]
 

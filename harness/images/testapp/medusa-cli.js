@@ -10,6 +10,7 @@
 //                       Without sslmode=disable on a non-local host it first asks for TLS, as
 //                       Medusa's modules do, and fails when the server has none.
 //                       Baked BEHAVIOUR=badmigrate: prints a migration error and exits 1.
+//                       MIGRATE_DELAY_MS=N: works N ms, then needs the database again.
 //   medusa start        runs the testapp server (server.js)
 //   medusa --version
 // Never prints the password.
@@ -21,6 +22,9 @@ const path = require('node:path');
 const APP_DIR = path.resolve(__dirname, process.env.TESTAPP_DIR || '.');
 const build = require(path.join(APP_DIR, 'build.json'));
 const CONNECT_TIMEOUT_MS = Number(process.env.MIGRATE_TIMEOUT_MS || 10000);
+// How long the migration "works" between its first and last talk to the database, so a test
+// can act while one is running (kill Postgres, cancel the run).
+const MIGRATE_DELAY_MS = Number(process.env.MIGRATE_DELAY_MS || 0);
 
 function fail(msg) {
   console.error(`error: ${msg}`);
@@ -146,6 +150,15 @@ async function migrate() {
     await login(cfg);
   } catch (e) {
     fail(`Could not connect to the database: ${e.message}`);
+  }
+  if (MIGRATE_DELAY_MS > 0) {
+    console.log(`info: migrating for ${MIGRATE_DELAY_MS} ms`);
+    await new Promise((resolve) => { setTimeout(resolve, MIGRATE_DELAY_MS); });
+    try {
+      await login(cfg);
+    } catch (e) {
+      fail(`lost the database during the migration: ${e.message}`);
+    }
   }
   if (build.behaviour === 'badmigrate') {
     fail(`migration Migration20250101000000_testapp_${build.version} failed: column "handle" of relation "product" already exists (badmigrate behaviour)`);

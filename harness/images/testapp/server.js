@@ -9,7 +9,8 @@
 //   GET /app             the admin (404 in worker mode or with DISABLE_MEDUSA_ADMIN=true)
 // The baked BEHAVIOUR (build arg) changes the image, not the runtime config:
 //   healthy | never-healthy (/health 503 forever) | crash (exit 1 after the boot delay) |
-//   badmigrate (only `medusa db:migrate` fails).
+//   badmigrate (only `medusa db:migrate` fails) | preview-only (/health 503 unless the Host is
+//   an IP address: it passes the gate on the preview route and fails the live route's check).
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close websockets, exit 0.
 
 const http = require('node:http');
@@ -43,12 +44,17 @@ function healthy() {
   return Date.now() - startedAt >= BOOT_DELAY_MS;
 }
 
+function hostAccepted(req) {
+  if (build.behaviour !== 'preview-only') return true;
+  return /^[0-9.]+(:[0-9]+)?$/.test(req.headers.host || '');
+}
+
 function route(req, res) {
   const url = new URL(req.url, 'http://localhost');
   if (draining) res.setHeader('connection', 'close');
   switch (url.pathname) {
     case '/health':
-      return healthy() ? send(res, 200, 'OK', 'text/plain') : send(res, 503, 'Service Unavailable', 'text/plain');
+      return healthy() && hostAccepted(req) ? send(res, 200, 'OK', 'text/plain') : send(res, 503, 'Service Unavailable', 'text/plain');
     case '/':
       return send(res, 200, { color: COLOR, version: build.version, mode: MODE });
     case '/slow': {

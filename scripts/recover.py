@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Bring a stack back to a clean state after an interrupted or failed `pulumi up`.
+
+    scripts/recover.py --stack production [--cwd PROJECT_DIR] [--unlock]
+
+For every state a killed CI runner, a Ctrl-C, a host reboot or a Docker daemon restart can
+leave behind, the same steps, each a no-op when there is nothing to do:
+
+1. the stack lock: a lock left by a `pulumi` process that no longer runs is released
+   (`pulumi cancel`); a lock held by a live process on this machine is never touched, and a
+   lock taken on another machine only with --unlock (we cannot see whether it still runs);
+2. when the state holds operations the killed run had started but not recorded,
+   `pulumi refresh --clear-pending-creates` reads the state back from the Docker host and
+   drops them (`pulumi up` alone keeps pending creates in the state for ever);
+3. containers the stack names but its state does not hold (created by the killed run before it
+   could record them) are removed, and so is a leftover migration container: nothing the
+   state holds is touched, so the live color keeps serving;
+4. `pulumi up` (with `--refresh` unless step 2 just refreshed: a container that stopped is
+   started again) finishes what the config describes through the usual backup, migration,
+   health gate and flip, so a half-done release is either completed or refused by its gate;
+5. `pulumi preview --expect-no-changes`: proves the stack is clean.
+
+Exit codes: 0 clean, 1 a step failed (its output says why), 2 usage or a lock held by a
+process that may still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote, urlparse
+
+from bluegreen_ops import PROJECT, Command, OpsError, PulumiCli, Runner, SubprocessRunner, read_json, run_checked
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from components import naming
+
+CONTAINER_TYPE = "docker:index/container:Container"
+
+
+# --- pure logic -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lock:
+    path: Path
+    pid: int | None
+    hostname: str
+
+
+def lock_verdict(lock: Lock, this_host: str, alive: Callable[[int], bool], unlock: bool) -> str | None:
+    """None when the lock may be released; otherwise why not, in words for the user."""
+    if lock.hostname == this_host:
+        if lock.pid is not None and alive(lock.pid):
+            return (f"the stack is locked by pulumi process {lock.pid}, which is still running on this "
+                    "machine; wait for it to finish (or stop it) and run this again")
+        return None
+    if unlock:
+        return None
+    return (f"the stack is locked by a pulumi process on {lock.hostname!r}, which this machine cannot "
+            "check; if no update is running there, run this again with --unlock")
+
+
+def managed_containers(prefix: str) -> set[str]:
+    """Every container name the program gives, for this stack's prefix."""
+    names = {naming.router_container(prefix), naming.migrate_container(prefix)}
+    names |= {f"{prefix}-{service}" for service in ("postgres", "redis", "meilisearch")}
+    for color in naming.COLORS:
+        names |= {naming.server_container(prefix, color), naming.worker_container(prefix, color)}
+    return names
+
+
+def pending_operations(deployment: Mapping[str, Any]) -> int:
+    return len(deployment.get("deployment", {}).get("pending_operations") or [])
+
+
+def state_container_ids(deployment: Mapping[str, Any]) -> set[str]:
+    resources = deployment.get("deployment", {}).get("resources") or []
+    return {str(r["id"]) for r in resources if r.get("type") == CONTAINER_TYPE and r.get("id")}
+
+
+def orphans(existing: Mapping[str, str], in_state: set[str], prefix: str) -> list[str]:
+    """Containers (name -> id) of this stack's names that the state does not hold."""
+    managed = managed_containers(prefix)
+    return sorted(name for name, cid in existing.items() if name in managed and cid not in in_state)
+
+
+def file_backend_dir(url: str) -> Path | None:
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    path = unquote(parsed.netloc + parsed.path)
+    return Path(os.path.expanduser(path))
+
+
+def read_locks(backend: Path, stack: str) -> list[Lock]:
+    folder = backend / ".pulumi" / "locks"
+    locks = []
+    for path in sorted(folder.glob(f"*/{PROJECT}/{stack}/*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        pid = data.get("pid")
+        locks.append(Lock(path, pid if isinstance(pid, int) else None, str(data.get("hostname", ""))))
+    return locks
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- command lines --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecoverCli(PulumiCli):
+    def cancel(self) -> Command:
+        return self._command("cancel", "--yes")
+
+    def export(self) -> Command:
+        return self._command("stack", "export")
+
+    def refresh_clearing_pending(self) -> Command:
+        return self._command("refresh", "--yes", "--skip-preview", "--clear-pending-creates", stream=True)
+
+    def up_all(self, refresh: bool) -> Command:
+        flags = ("--refresh",) if refresh else ()
+        return self._command("up", "--yes", "--skip-preview", *flags, "--message", "recover.py", stream=True)
+
+    def preview_clean(self) -> Command:
+        return self._command("preview", "--expect-no-changes", stream=True)
+
+    def whoami(self) -> Command:
+        cwd = ("--cwd", self.cwd) if self.cwd else ()
+        return Command((self.binary, "whoami", "--output", "json", "--non-interactive", *cwd))
+
+
+def docker_ps(host: str, prefix: str) -> Command:
+    return Command(("docker", "--host", host, "ps", "--all", "--no-trunc", "--filter", f"name=^{prefix}-",
+                    "--format", "{{.Names}} {{.ID}}"))
+
+
+def docker_rm(host: str, names: Iterable[str]) -> Command:
+    return Command(("docker", "--host", host, "rm", "--force", *names))
+
+
+# --- running it -----------------------------------------------------------------------------
+
+
+def config_value(config: Mapping[str, Any], key: str, default: str) -> str:
+    entry = config.get(f"{PROJECT}:{key}")
+    value = entry.get("value") if isinstance(entry, Mapping) else None
+    return value if isinstance(value, str) and value else default
+
+
+class LockHeldError(OpsError):
+    """A lock that may belong to an update still running: never released by this script."""
+
+
+def release_lock(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> None:
+    who = read_json(runner, cli.whoami(), "finding the state backend")
+    backend = file_backend_dir(str(who.get("url", ""))) if isinstance(who, Mapping) else None
+    if backend is None:
+        if unlock:
+            run_checked(runner, cli.cancel(), "releasing the stack lock")
+            print("recover.py: 1. lock released (--unlock)", file=log)
+        else:
+            print("recover.py: 1. lock: not a file:// backend, left alone (pass --unlock to release it)", file=log)
+        return
+    locks = read_locks(backend, cli.stack)
+    if not locks:
+        print("recover.py: 1. lock: none", file=log)
+        return
+    for lock in locks:
+        why = lock_verdict(lock, socket.gethostname(), pid_alive, unlock)
+        if why is not None:
+            raise LockHeldError(why)
+    run_checked(runner, cli.cancel(), "releasing the stack lock")
+    print(f"recover.py: 1. lock left by a pulumi process that is gone: released ({len(locks)})", file=log)
+
+
+def recover(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> int:
+    release_lock(runner, cli, unlock, log)
+    config = read_json(runner, cli.config_json(), "reading the stack config")
+    prefix = config_value(config, "prefix", "medusa")
+    host = config_value(config, "dockerHost", "unix:///var/run/docker.sock")
+
+    state = read_json(runner, cli.export(), "reading the stack state")
+    pending = pending_operations(state)
+    if pending:
+        run_checked(runner, cli.refresh_clearing_pending(), "pulumi refresh --clear-pending-creates")
+        state = read_json(runner, cli.export(), "reading the stack state")
+    print(f"recover.py: 2. operations the interrupted run had not recorded, dropped: {pending}", file=log)
+
+    listing = run_checked(runner, docker_ps(host, prefix), "listing the stack's containers").stdout
+    existing = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
+    stray = orphans(existing, state_container_ids(state), prefix)
+    if stray:
+        run_checked(runner, docker_rm(host, stray), "removing containers the state does not hold")
+    print(f"recover.py: 3. containers the state does not hold, removed: {', '.join(stray) or 'none'}", file=log)
+
+    run_checked(runner, cli.up_all(refresh=not pending), "pulumi up")
+    print("recover.py: 4. pulumi up done", file=log)
+    run_checked(runner, cli.preview_clean(), "pulumi preview --expect-no-changes")
+    print(f"recover.py: 5. stack {cli.stack} is clean: pulumi preview shows no changes", file=log)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--stack", required=True, help="stack name, e.g. production")
+    parser.add_argument("--cwd", default=None, help="the Pulumi project directory (default: current directory)")
+    parser.add_argument("--unlock", action="store_true",
+                        help="release a lock taken on another machine (only when no update runs there)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli = RecoverCli(stack=args.stack, cwd=args.cwd)
+    try:
+        return recover(SubprocessRunner(echo=sys.stdout), cli, args.unlock, sys.stderr)
+    except LockHeldError as error:
+        print(f"recover.py: {error}", file=sys.stderr)
+        return 2
+    except OpsError as error:
+        print(f"recover.py: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
