@@ -186,7 +186,7 @@ def soak(releases: int, scratch: Path, env: dict[str, str]) -> list[str]:
             if failed:
                 problems.append(f"{failed} failed requests during the releases; first ones: {load.report.failures[:5]}")
             problems.extend(flatness(history))
-            problems.extend(rollback(stack, load, history[releases - 3]))
+            problems.extend(rollback(stack, load, history[releases - 3], idle=other(history[-1].color)))
         print(f"load over the whole soak: {load.report.summary()}", flush=True)
     finally:
         destroy_with_data(stack, PREFIX)
@@ -203,20 +203,28 @@ def checked(release: Release) -> Release:
     return release
 
 
-def rollback(stack: PulumiStack, load: Load, target: Release) -> list[str]:
-    """Back to release N-2 from the stack history; its images must still be on the host."""
+def other(color: str) -> str:
+    return "green" if color == "blue" else "blue"
+
+
+def rollback(stack: PulumiStack, load: Load, target: Release, idle: str) -> list[str]:
+    """Back to release N-2 from the stack history; its images must still be on the host.
+
+    rollback.py never touches the live color: release N-2's image comes back on the color that
+    was idle, and traffic flips to it.
+    """
     seen = (load.report.total, load.report.failed)
     seconds, output = ops_script(stack, "rollback.py", "--to", str(target.number))
     answer = live_answer()
     time.sleep(1)  # requests in flight during the flip are counted too
     failed, total = load.report.failed - seen[1], load.report.total - seen[0]
     after = counts()
-    print(f"rollback to release {target.number} ({target.color} {target.version}) with scripts/rollback.py: "
+    print(f"rollback to release {target.number} ({target.version}, onto the idle {idle}) with scripts/rollback.py: "
           f"up {up_duration(output)} ({seconds:.1f}s in all), failed {failed}/{total}, "
           f"live answers {answer.get('color')} {answer.get('version')} | {after.describe()}", flush=True)
     problems = []
-    if (answer.get("color"), answer.get("version")) != (target.color, target.version):
-        problems.append(f"rollback: live answers {answer}, expected {target.color} {target.version}")
+    if (answer.get("color"), answer.get("version")) != (idle, target.version):
+        problems.append(f"rollback: live answers {answer}, expected {idle} {target.version}")
     if failed or not total:
         problems.append(f"rollback: {failed} of {total} requests failed: {load.report.failures[:5]}")
     if after.images != KEEP + 2:
