@@ -2,13 +2,13 @@
 .PHONY: up down deps engine lint test test-unit test-component test-e2e test-faults bench soak
 
 up:                       ## the local stack on this machine's Docker engine
-	scripts/up.sh
+	scripts/dev/up.sh
 
 down:                     ## destroy the local stack (data volumes are kept)
-	bash -c 'source scripts/env.sh && PULUMI_BACKEND_URL=file://$$PWD/.state PULUMI_CONFIG_PASSPHRASE=$${PULUMI_CONFIG_PASSPHRASE:-local-stack-passphrase} pulumi destroy --yes --stack local --non-interactive'
+	bash -c 'source scripts/dev/env.sh && PULUMI_BACKEND_URL=file://$$PWD/.state PULUMI_CONFIG_PASSPHRASE=$${PULUMI_CONFIG_PASSPHRASE:-local-stack-passphrase} pulumi destroy --yes --stack local --non-interactive'
 
 deps:
-	scripts/install-test-deps.sh
+	scripts/dev/install-test-deps.sh
 
 engine:
 	scripts/engine/bootstrap.sh

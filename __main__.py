@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components.settings import SettingsError, load_settings, read_pulumi_config
 from components.stack import build_stack
+from core.settings import SettingsError, load_settings, read_pulumi_config
 
 try:
     settings = load_settings(read_pulumi_config())

@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.app_build import context_digest  # noqa: E402
-from components.docker_cli import build_image  # noqa: E402
+from core.app_build import context_digest  # noqa: E402
+from core.docker_cli import build_image  # noqa: E402
 from tests.e2e.project import engine_env  # noqa: E402
 
 ARGS = {"NODE_IMAGE": "medusa-bg/node:22"}

@@ -8,7 +8,7 @@
 (b) reload: rewrite the config with the other upstream, then `nginx -s reload`;
 (c) ours:   `bluegreen-router.sh switch live green`, a state-file rename read per request.
 
-Each run: the same rendered router config shape (components/router_config.py) on a fresh
+Each run: the same rendered router config shape (core/router_config.py) on a fresh
 nginx, two colored upstreams on 127.0.0.1, and a load client that never retries: 20 keep-alive
 connections at a fixed 20 requests/s each (400 req/s) for 12 s, the switch at 5 s. A failed
 request is a socket error or a non-2xx answer; the next scheduled request on that connection
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.router_config import RouterConfigInput, render_router_config  # noqa: E402
+from core.router_config import RouterConfigInput, render_router_config  # noqa: E402
 from tests.component.nginx_harness import (  # noqa: E402
     LoadClient,
     Router,

@@ -1,6 +1,4 @@
-"""Blue-green MedusaJS on one Docker host.
+"""ComponentResources: each one wires the resources of one concern and computes nothing itself.
 
-Pure modules (no Pulumi resources): settings, urls, medusa_env, router_config, health_poll,
-naming. Components (ComponentResources that only wire resources): base_services, color_stack,
-router, health_gate, release.
+The values they pass come from the pure modules in core/; the order they run in is stack.py.
 """

@@ -13,10 +13,10 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components import docker_cli, naming
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
 from components.stack_secrets import as_secret
-from components.urls import postgres_url, redis_url
+from core import docker_cli, naming
+from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
+from core.urls import postgres_url, redis_url
 
 # Reads the password from the environment, so it is on no command line (rule 8); redis.conf
 # double-quoted strings understand \\ and \" escapes, which makes any printable password safe.

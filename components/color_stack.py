@@ -14,19 +14,19 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components import docker_cli, naming
-from components.app_build import BuildPlan
-from components.container_defaults import (
+from components.release import Release, ReleaseArgs, step_timeouts
+from components.stack_secrets import as_secret
+from core import docker_cli, naming
+from core.app_build import BuildPlan
+from core.container_defaults import (
     LOG_DRIVER,
     LOG_OPTS,
     MEDUSA_HEALTHCHECK,
     go_duration,
     memory_swap_mb,
 )
-from components.medusa_env import Role, docker_envs
-from components.release import Release, ReleaseArgs, step_timeouts
-from components.settings import TimeoutSettings
-from components.stack_secrets import as_secret
+from core.medusa_env import Role, docker_envs
+from core.settings import TimeoutSettings
 
 
 @dataclass(frozen=True)

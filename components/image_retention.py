@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import pulumi
 import pulumi_command as command
 
-from components import docker_cli
+from core import docker_cli
 
 
 def repository_of(ref: str) -> str:

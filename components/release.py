@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components import docker_cli
-from components.naming import Color
 from components.stack_secrets import as_secret
+from core import docker_cli
+from core.naming import Color
 
 # pulumi-command runs `update` (or, without one, `create` again) when an input other than the
 # triggers changes: a rotated secret in the env, or a new version of this program's command

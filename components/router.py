@@ -16,9 +16,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components import docker_cli, naming
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
-from components.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_DIR
+from core import docker_cli, naming
+from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
+from core.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_DIR
 
 # Start from the control script once it is installed: it refuses to crash-loop on a bad file.
 BOOT = f"if [ -f {SCRIPT_PATH} ]; then exec sh {SCRIPT_PATH} boot; fi; exec nginx -g 'daemon off;'"

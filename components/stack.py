@@ -13,15 +13,15 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components import naming
-from components.app_build import BuildPlan, plan_build
 from components.base_services import BaseServices, BaseServicesArgs
 from components.color_stack import ColorStack, ColorStackArgs
-from components.health_gate import HealthGate
 from components.image_retention import prune_old_images
-from components.medusa_env import MedusaEnvInput, MedusaSecrets, plain_env, secret_env
 from components.router import Router, RouterArgs
-from components.router_config import (
+from components.stack_secrets import StackSecrets, as_secret, optional_secret
+from core import naming
+from core.app_build import BuildPlan, plan_build
+from core.medusa_env import MedusaEnvInput, MedusaSecrets, plain_env, secret_env
+from core.router_config import (
     TLS_DIR,
     RouterConfigInput,
     TlsFiles,
@@ -29,8 +29,8 @@ from components.router_config import (
     meilisearch_upstream,
     render_router_config,
 )
-from components.settings import Settings
-from components.stack_secrets import StackSecrets, as_secret, optional_secret
+from core.settings import Settings
+from providers.health_gate import HealthGate
 
 # Relative build contexts are relative to the project (where Pulumi.yaml is).
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
 
-from components.settings import Settings
+from core.settings import Settings
 
 # name -> (config key, length)
 GENERATED = {

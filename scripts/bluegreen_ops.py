@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
-PROJECT = "medusa-bluegreen"  # the config namespace (components/settings.py: PROJECT)
+PROJECT = "medusa-bluegreen"  # the config namespace (core/naming.py: PROJECT)
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
 
@@ -296,7 +296,7 @@ class SubprocessRunner:
             return Result(process.returncode, "".join(kept))
         except FileNotFoundError:
             raise OpsError(
-                f"{command.argv[0]!r} not found on PATH (install the Pulumi CLI, or `source scripts/env.sh`)"
+                f"{command.argv[0]!r} not found on PATH (install the Pulumi CLI, or `source scripts/dev/env.sh`)"
             ) from None
 
 

@@ -40,7 +40,7 @@ from urllib.parse import unquote, urlparse
 from bluegreen_ops import PROJECT, Command, OpsError, PulumiCli, Runner, SubprocessRunner, read_json, run_checked
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from components import naming
+from core import naming
 
 CONTAINER_TYPE = "docker:index/container:Container"
 

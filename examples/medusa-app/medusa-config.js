@@ -1,5 +1,5 @@
 // Medusa configuration, read entirely from the environment that the Pulumi program gives every
-// Medusa container (components/medusa_env.py: plain_env + secret_env). Nothing here is baked in
+// Medusa container (core/medusa_env.py: plain_env + secret_env). Nothing here is baked in
 // at build time: `medusa build` loads this file with an empty environment and the same image then
 // runs as server, worker or one-off migrator depending on MEDUSA_WORKER_MODE.
 //

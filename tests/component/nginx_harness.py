@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_SCRIPT = REPO / "nginx" / "bluegreen-router.sh"
 NGINX = "/usr/sbin/nginx"
-INSTALL_HINT = "run scripts/install-test-deps.sh (as root) to install nginx-light, wrk and openssl"
+INSTALL_HINT = "run scripts/dev/install-test-deps.sh (as root) to install nginx-light, wrk and openssl"
 WORKER_PROCESSES = 2
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -3,7 +3,7 @@
 Each server gets its own temporary directory and a free 127.0.0.1 port, runs in the
 foreground as a child of the test process (so its pid is known and nothing is left behind),
 and is stopped by `stop()`. A missing binary or a server that does not come up is a test
-failure with a clear message, never a skip. `scripts/install-test-deps.sh` installs the
+failure with a clear message, never a skip. `scripts/dev/install-test-deps.sh` installs the
 binaries on a fresh machine.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-INSTALL_HINT = "run scripts/install-test-deps.sh (as root) to install the component test dependencies"
+INSTALL_HINT = "run scripts/dev/install-test-deps.sh (as root) to install the component test dependencies"
 
 
 def require_binary(path_or_name: str) -> str:

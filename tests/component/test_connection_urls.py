@@ -1,7 +1,7 @@
 """The connection URLs the program builds authenticate against real servers (rules 4, 5, 8).
 
 redis-server and PostgreSQL 15 run on loopback with a password made of every character that
-breaks naive URL building. The URLs from components.urls must log in; the seed system's
+breaks naive URL building. The URLs from core.urls must log in; the seed system's
 `?password='...'` form must not (so this suite would have caught that bug); and the program's
 own Redis boot script (components.base_services.REDIS_BOOT) must start a server that takes the
 password from the environment, never from its command line.
@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from components.base_services import REDIS_BOOT
-from components.urls import postgres_url, redis_url
+from core.urls import postgres_url, redis_url
 from tests.component import servers
 
 # Every character the brief names (@ : / ? # % ' ") plus a space and a backslash.

@@ -36,8 +36,8 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components.health_gate import HealthGateProvider
-from components.health_poll import COLOR_HEADER
+from core.health_poll import COLOR_HEADER
+from providers.health_gate import HealthGateProvider
 from tests.component import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -475,7 +475,7 @@ def test_update_that_fails_the_gate_fails_the_call(provider: ProviderProcess, ta
     assert found["status"] == "503" and found["body"] == "'down'"
 
 
-# --- how the provider finds `components` ------------------------------------------------------
+# --- how the provider finds `providers` -------------------------------------------------------
 
 
 def _check_in_fresh_provider(tmp_path: Path, cwd: Path) -> tuple[provider_pb2.CheckResponse | None, str]:
@@ -489,22 +489,22 @@ def _check_in_fresh_provider(tmp_path: Path, cwd: Path) -> tuple[provider_pb2.Ch
         process.stop()
 
 
-def test_provider_imports_components_from_the_project_dir_without_pythonpath(tmp_path: Path) -> None:
+def test_provider_imports_its_module_from_the_project_dir_without_pythonpath(tmp_path: Path) -> None:
     """`python -m` puts the working directory first on sys.path, and the engine starts the
-    provider in the project directory, so the pickled reference to components.health_gate
+    provider in the project directory, so the pickled reference to providers.health_gate
     resolves with no PYTHONPATH at all."""
     checked, error = _check_in_fresh_provider(tmp_path, ROOT)
     assert checked is not None, error
     assert list(checked.failures) == []
 
 
-def test_provider_outside_the_project_dir_cannot_find_components(tmp_path: Path) -> None:
+def test_provider_outside_the_project_dir_cannot_find_its_module(tmp_path: Path) -> None:
     # The control case: the class is pickled by reference, so it must be importable.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     checked, error = _check_in_fresh_provider(tmp_path, elsewhere)
     assert checked is None
-    assert "No module named 'components'" in error, error
+    assert "No module named 'providers'" in error, error
 
 
 def test_serialized_provider_is_a_reference_not_a_copy() -> None:
@@ -513,6 +513,6 @@ def test_serialized_provider_is_a_reference_not_a_copy() -> None:
     import base64
 
     raw = base64.b64decode(SERIALIZED)
-    assert b"components.health_gate" in raw and b"HealthGateProvider" in raw
+    assert b"providers.health_gate" in raw and b"HealthGateProvider" in raw
     assert serialize_provider(HealthGateProvider()) == SERIALIZED
     assert json.dumps(SERIALIZED)  # a plain string property

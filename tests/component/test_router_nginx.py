@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import websocket
 
-from components.router_config import RouterConfigInput, TlsFiles, render_router_config
+from core.router_config import RouterConfigInput, TlsFiles, render_router_config
 from tests.component.nginx_harness import (
     FakeDns,
     HarnessError,

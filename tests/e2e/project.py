@@ -18,17 +18,17 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "nginx"]
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "core", "components", "providers", "nginx"]
 
 
 def engine_env() -> dict[str, str]:
-    """The environment `scripts/env.sh` sets up: built engine, harness dockerd."""
+    """The environment `scripts/dev/env.sh` sets up: built engine, harness dockerd."""
     done = subprocess.run(
-        ["bash", "-c", "source scripts/env.sh >/dev/null && env -0"],
+        ["bash", "-c", "source scripts/dev/env.sh >/dev/null && env -0"],
         cwd=REPO, capture_output=True, timeout=3600, check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"scripts/env.sh failed:\n{done.stderr.decode()[-3000:]}")
+        raise RuntimeError(f"scripts/dev/env.sh failed:\n{done.stderr.decode()[-3000:]}")
     pairs = (item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
     return dict(pairs)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from components.docker_cli import sync_postgres_password
+from core.docker_cli import sync_postgres_password
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "harness"

@@ -1,7 +1,7 @@
 """The GitHub workflows pass actionlint (with shellcheck on their run: blocks), and the lint can fail.
 
-actionlint comes from scripts/install-actionlint.sh (built once from the Go module proxy,
-cached outside the repo; scripts/install-test-deps.sh runs it). When it or shellcheck is
+actionlint comes from scripts/dev/install-actionlint.sh (built once from the Go module proxy,
+cached outside the repo; scripts/dev/install-test-deps.sh runs it). When it or shellcheck is
 missing these tests fail: a skipped lint would pass broken workflows.
 """
 
@@ -23,18 +23,18 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 @pytest.fixture(scope="module")
 def actionlint() -> str:
     done = subprocess.run(
-        [str(REPO / "scripts" / "install-actionlint.sh")], capture_output=True, text=True, timeout=900, check=False
+        [str(REPO / "scripts" / "dev" / "install-actionlint.sh")], capture_output=True, text=True, timeout=900, check=False
     )
     path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0 or not Path(path).is_file():
         pytest.fail(
-            "actionlint is not available: scripts/install-actionlint.sh failed "
-            f"(exit {done.returncode}); run scripts/install-test-deps.sh (needs Go and the module proxy once)\n"
+            "actionlint is not available: scripts/dev/install-actionlint.sh failed "
+            f"(exit {done.returncode}); run scripts/dev/install-test-deps.sh (needs Go and the module proxy once)\n"
             f"{done.stderr[-2000:]}"
         )
     if shutil.which("shellcheck") is None:
         pytest.fail("shellcheck is not on PATH, so actionlint would not check run: blocks; "
-                    "run scripts/install-test-deps.sh (Debian package shellcheck)")
+                    "run scripts/dev/install-test-deps.sh (Debian package shellcheck)")
     return path
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.docker_cli import prune_app_images
 from components.image_retention import prune_repository, repository_of
+from core.docker_cli import prune_app_images
 
 SERVICES = ["medusa-bg/postgres:15", "redis:7.4-bookworm", "docker.io/library/nginx:1.27-bookworm"]
 

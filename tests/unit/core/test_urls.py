@@ -4,7 +4,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from components.urls import postgres_url, redis_url
+from core.urls import postgres_url, redis_url
 
 HOSTILE = ["p@ss:w/rd?#%'\" x", "a b", "100%", "#?/:@", "'quoted'", '"dq"', "plain123456789"]
 

@@ -3,13 +3,13 @@
 # Builds (or reuses) the engine, starts the harness's dockerd, builds the local images, then
 # runs `pulumi up` on the `local` stack with a file:// backend in .state/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 
-# shellcheck source=scripts/env.sh
-source scripts/env.sh
+# shellcheck source=scripts/dev/env.sh
+source scripts/dev/env.sh
 harness/images.sh >&2
 
 mkdir -p .state

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from components.container_defaults import go_duration, memory_swap_mb
+from core.container_defaults import go_duration, memory_swap_mb
 from tests.unit.configs import two_colors
 from tests.unit.mock_stack import run_program
 

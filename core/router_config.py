@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color, server_container
+from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color, server_container
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 TEMPLATES = NGINX_DIR / "templates"

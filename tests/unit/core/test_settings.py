@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from components.settings import SettingsError, load_settings
+from core.settings import SettingsError, load_settings
 from tests.unit.configs import config
 
 BAD_CONFIGS = [
@@ -221,9 +221,9 @@ def test_empty_value_clears_a_key():
 def _stack_file(name):
     import yaml
 
-    from components.settings import PROJECT
+    from core.settings import PROJECT
 
-    path = Path(__file__).resolve().parents[2] / f"Pulumi.{name}.yaml"
+    path = Path(__file__).resolve().parents[3] / f"Pulumi.{name}.yaml"
     config = yaml.safe_load(path.read_text())["config"]
     return {
         key.removeprefix(f"{PROJECT}:"): value if isinstance(value, str) else json.dumps(value)

@@ -2,8 +2,8 @@
 
 import shlex
 
-from components.docker_cli import backup_database, run_migrations
 from components.release import KEEP_PREVIOUS_OUTPUT
+from core.docker_cli import backup_database, run_migrations
 from tests.unit.configs import config, two_colors
 from tests.unit.mock_stack import run_program
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# scripts/install-actionlint.sh — build (once) and cache actionlint, the linter for
+# scripts/dev/install-actionlint.sh — build (once) and cache actionlint, the linter for
 # .github/workflows; prints the path of the binary (last line of stdout).
 #
-#   scripts/install-actionlint.sh         ensure it is built; print its path
-#   "$(scripts/install-actionlint.sh)" -color .github/workflows/*.yml
+#   scripts/dev/install-actionlint.sh         ensure it is built; print its path
+#   "$(scripts/dev/install-actionlint.sh)" -color .github/workflows/*.yml
 #
 # Built from the Go module proxy (`go install ...@VERSION`), like the engine in
 # scripts/engine/bootstrap.sh: GitHub release downloads are not reachable from every machine
@@ -13,7 +13,7 @@
 # A warm run only checks that the binary exists: no go, no network.
 #
 # actionlint checks `run:` blocks with shellcheck when it is on PATH (Debian `shellcheck`,
-# installed by scripts/install-test-deps.sh).
+# installed by scripts/dev/install-test-deps.sh).
 
 set -euo pipefail
 

@@ -9,7 +9,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-from components.router_config import SCRIPT_PATH
+from core.router_config import SCRIPT_PATH
 
 
 def _join(argv: Sequence[str]) -> str:

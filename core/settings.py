@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.naming import COLORS, Color
+from core.naming import COLORS, Color
 
 PROJECT = "medusa-bluegreen"
 

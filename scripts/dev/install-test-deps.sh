@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk) and the
 # workflow linters' shell checker (Debian shellcheck, which actionlint runs on run: blocks)
-# from Debian, the Python tools into .venv, and actionlint (scripts/install-actionlint.sh).
+# from Debian, the Python tools into .venv, and actionlint (scripts/dev/install-actionlint.sh).
 # Idempotent: a warm machine returns in seconds.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
@@ -30,4 +30,4 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 
 # Built from the Go module proxy once, then cached outside the repo (see the script).
-scripts/install-actionlint.sh >/dev/null
+scripts/dev/install-actionlint.sh >/dev/null

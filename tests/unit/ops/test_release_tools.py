@@ -3,7 +3,7 @@ orchestration against a fake `pulumi` that keeps the stack config in memory.
 
 Fixtures in tests/unit/fixtures/ are real output of the Pulumi CLI 3.259.0 this repo builds
 (scripts/engine/bootstrap.sh), file:// backend, captured on a throwaway project named
-medusa-bluegreen whose program only validated the release keys like components/settings.py
+medusa-bluegreen whose program only validated the release keys like core/settings.py
 and exported liveColor / imageRefs / images / publicUrl and a secret. Its stack `production`
 got, in order: `pulumi up` (blue reg/shop:1.0.0), release.py --image reg/shop:1.1.0, a
 release.py of reg/shop:1.2.0-broken that failed, release.py --build app (blue, pinned after to
@@ -27,17 +27,17 @@ from typing import Any
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import bluegreen_ops as ops  # noqa: E402
 import release  # noqa: E402
 import rollback  # noqa: E402
 
-from components.settings import load_settings  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from tests.unit.configs import BASE  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 P = "medusa-bluegreen:"
 
 
@@ -420,7 +420,7 @@ def test_config_sync_copies_the_deployment_exactly() -> None:
 
 
 def test_built_tag_prefix_matches_the_program() -> None:
-    from components.app_build import TAG_PREFIX
+    from core.app_build import TAG_PREFIX
 
     assert rollback.BUILT_TAG_PREFIX == TAG_PREFIX
 

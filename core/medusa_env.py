@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from components.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color
+from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color
 
 Role = Literal["server", "worker"]
 

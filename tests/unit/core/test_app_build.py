@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.app_build import context_digest, context_files, plan_build
-from components.docker_cli import build_image
+from core.app_build import context_digest, context_files, plan_build
+from core.docker_cli import build_image
 from tests.unit.configs import config
 from tests.unit.mock_stack import run_program
 

@@ -2,7 +2,7 @@
 
 import re
 
-from components.router_config import (
+from core.router_config import (
     CONNECT_TIMEOUT_SECONDS,
     RESOLVER_VALID_SECONDS,
     RouterConfigInput,

@@ -1,0 +1,144 @@
+"""The health gate: a dynamic provider that proves a color healthy over HTTP.
+
+It polls (core.health_poll) whenever what it guards changes (the URL, the color, the
+image, the container ids passed as `triggers`) and not otherwise, so a no-op `pulumi up`
+does not re-check. A failed gate fails `pulumi up` with the full diagnostic, and everything
+that consumes its outputs (the flip) never runs. The post-switch check is a gate too; it can
+carry a rollback command that flips the router back before the run fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dynamic
+
+from components.stack_secrets import as_secret
+from core.health_poll import HealthGateFailedError, PollSpec, failure_message, poll
+
+_SPEC_KEYS = (
+    "url", "color", "expect_status", "expect_body", "expect_color_header", "timeout_seconds",
+    "deadline_seconds", "initial_backoff_seconds", "max_backoff_seconds", "verify_tls",
+)
+# Inputs whose change re-runs the gate. `headers` (the preview token) is compared by digest,
+# see _headers_digest.
+_GUARDED = (*_SPEC_KEYS, "triggers")
+
+
+def _headers_digest(headers: Any) -> str:
+    # Diff gets the old *outputs*, which leave the headers out (they carry the preview token), so
+    # the outputs keep this digest instead and Diff compares it with the new headers' digest.
+    return hashlib.sha256(json.dumps(headers or {}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _rollback(command: Mapping[str, Any]) -> str:
+    done = subprocess.run(
+        list(command["argv"]), env={**os.environ, **(command.get("env") or {})}, capture_output=True,
+        text=True, timeout=120, check=False,
+    )
+    outcome = "rolled back" if done.returncode == 0 else f"rollback FAILED (exit {done.returncode})"
+    return f"{outcome}: {(done.stdout + done.stderr).strip()[:500]}"
+
+
+def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
+    values = {key: props[key] for key in _SPEC_KEYS if props.get(key) is not None}
+    if "expect_status" in values:  # protobuf carries every number as a float (200.0)
+        values["expect_status"] = int(values["expect_status"])
+    spec = PollSpec(**values, headers=dict(props.get("headers") or {}))
+    result = poll(spec)
+    if not result.healthy:
+        message = failure_message(spec, result)
+        rollback = props.get("rollback")
+        if rollback:
+            message += f"; {_rollback(rollback)}"
+        raise HealthGateFailedError(message)
+    return {
+        "healthy": True,
+        "color": spec.color,
+        "url": spec.url,
+        "tries": result.tries,
+        "waited_seconds": result.waited_seconds,
+        "last_status": result.last_status,
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _outputs(props: Mapping[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    # The headers (preview token) are left out of the outputs on purpose.
+    return {
+        **{k: v for k, v in props.items() if k != "headers"},
+        "headers_digest": _headers_digest(props.get("headers")),
+        "result": result,
+    }
+
+
+class HealthGateProvider(dynamic.ResourceProvider):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        failures = []
+        if not str(news.get("url", "")).startswith(("http://", "https://")):
+            failures.append(dynamic.CheckFailure("url", "must be an http(s) URL"))
+        if news.get("color") not in ("blue", "green"):
+            failures.append(dynamic.CheckFailure("color", "must be blue or green"))
+        return dynamic.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        changed = [key for key in _GUARDED if olds.get(key) != news.get(key)]
+        if olds.get("headers_digest") != _headers_digest(news.get("headers")):
+            changed.append("headers")
+        return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=_outputs(props, run_gate(props)))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(outs=_outputs(news, run_gate(news)))
+
+
+class HealthGate(dynamic.Resource):
+    """Proves `color` healthy at `url` before anything that depends on it runs."""
+
+    result: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: pulumi.Input[str],
+        color: str,
+        triggers: Sequence[pulumi.Input[str]],
+        expect_body: str | None,
+        timeout_seconds: float,
+        deadline_seconds: float,
+        initial_backoff_seconds: float,
+        max_backoff_seconds: float,
+        expect_color_header: bool = True,
+        verify_tls: bool = True,
+        headers: pulumi.Input[Mapping[str, str]] | None = None,
+        rollback: pulumi.Input[Mapping[str, Any] | None] = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        props: dict[str, Any] = {
+            "url": url,
+            "color": color,
+            "triggers": list(triggers),
+            "expect_status": 200,
+            "expect_body": expect_body,
+            "expect_color_header": expect_color_header,
+            "verify_tls": verify_tls,
+            "timeout_seconds": timeout_seconds,
+            "deadline_seconds": deadline_seconds,
+            "initial_backoff_seconds": initial_backoff_seconds,
+            "max_backoff_seconds": max_backoff_seconds,
+            "headers": as_secret(headers) if headers is not None else {},
+            "rollback": rollback,
+            "result": None,
+        }
+        super().__init__(HealthGateProvider(), name, props, opts)
