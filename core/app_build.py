@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.naming import BUILD_TAG_PREFIX
+
 # Tag prefix of built images: tells them apart from release tags pushed by CI.
-TAG_PREFIX = "src-"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def plan_build(
     digest = context_digest(root, args, target)
     return BuildPlan(
         context=str(root),
-        image_ref=f"{repository}:{TAG_PREFIX}{digest[:20]}",
+        image_ref=f"{repository}:{BUILD_TAG_PREFIX}{digest[:20]}",
         digest=digest,
         args=dict(args),
         secret_files=dict(secret_files),

@@ -9,6 +9,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from core.naming import BUILD_TAG_PREFIX
 from core.router_config import SCRIPT_PATH
 
 
@@ -154,7 +155,7 @@ def prune_app_images(repository: str, release_ref: str, keep: int) -> str:
         '  [ -n "$id" ] || continue\n'
         '  if [ "$tag" = "<none>" ]; then ref="$repo@$digest"; else ref="$repo:$tag"; fi\n'
         '  case "$protected" in *" $id "*|*" $ref "*) continue ;; esac\n'
-        '  case "$tag" in src-*) ;; *) [ "$digest" != "<none>" ] || continue ;; esac\n'
+        f'  case "$tag" in {BUILD_TAG_PREFIX}*) ;; *) [ "$digest" != "<none>" ] || continue ;; esac\n'
         '  echo "$ref"\n'
         f"done | tail -n +{keep + 1})\n"
         "removed=0; skipped=0; failed=0\n"

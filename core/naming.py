@@ -6,8 +6,15 @@ them: a color's server is found by its container name through Docker's DNS.
 
 from typing import Literal
 
+# The Pulumi project name (Pulumi.yaml) and so the namespace of every stack config key.
+PROJECT = "medusa-bluegreen"
+
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
+
+# Tag prefix of images the program builds from an app directory (`<repository>:src-<digest>`);
+# image retention and rollback tell built images from pulled ones by it.
+BUILD_TAG_PREFIX = "src-"
 
 MEDUSA_PORT = 9000
 POSTGRES_HOST = "postgres"

@@ -26,9 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from core.naming import COLORS, Color
-
-PROJECT = "medusa-bluegreen"
+from core.naming import COLORS, PROJECT, Color
 
 # Medusa env names the program sets itself; users must not override them through `medusa.env`.
 RESERVED_ENV = frozenset(

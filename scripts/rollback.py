@@ -65,7 +65,7 @@ from bluegreen_ops import (
     string_entry,
 )
 
-# Tag prefix of images built from an app directory (core/app_build.py: TAG_PREFIX).
+# Tag prefix of images built from an app directory (core/naming.py: BUILD_TAG_PREFIX).
 BUILT_TAG_PREFIX = "src-"
 PAGE_SIZE = 100
 

@@ -23,7 +23,8 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 @pytest.fixture(scope="module")
 def actionlint() -> str:
     done = subprocess.run(
-        [str(REPO / "scripts" / "dev" / "install-actionlint.sh")], capture_output=True, text=True, timeout=900, check=False
+        [str(REPO / "scripts" / "dev" / "install-actionlint.sh")],
+        capture_output=True, text=True, timeout=900, check=False,
     )
     path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0 or not Path(path).is_file():

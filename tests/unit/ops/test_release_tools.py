@@ -420,7 +420,7 @@ def test_config_sync_copies_the_deployment_exactly() -> None:
 
 
 def test_built_tag_prefix_matches_the_program() -> None:
-    from core.app_build import TAG_PREFIX
+    from core.naming import BUILD_TAG_PREFIX as TAG_PREFIX
 
     assert rollback.BUILT_TAG_PREFIX == TAG_PREFIX
 
