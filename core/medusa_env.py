@@ -13,6 +13,39 @@ from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color
 
 Role = Literal["server", "worker"]
 
+# Every env name the program sets, with the config key it comes from (None: derived by the
+# program itself). Settings refuses these names in medusa.env and extraSecretEnv, so a user
+# value can never silently replace one the program owns; a unit test proves plain_env and
+# secret_env set exactly these.
+PROGRAM_ENV: Mapping[str, str | None] = {
+    "NODE_ENV": None,
+    "PORT": None,
+    "DEPLOY_COLOR": None,
+    "MEDUSA_WORKER_MODE": None,
+    "DISABLE_MEDUSA_ADMIN": None,
+    "MEDUSA_BACKEND_URL": "medusa.backendUrl",
+    "STORE_CORS": "medusa.storeCors",
+    "ADMIN_CORS": "medusa.adminCors",
+    "AUTH_CORS": "medusa.authCors",
+    "STOREFRONT_URL": "medusa.storefrontUrl",
+    "DATABASE_DRIVER_OPTIONS": "database.driverOptions",
+    "MEILISEARCH_HOST": None,
+    "S3_BUCKET": "s3.bucket",
+    "S3_REGION": "s3.region",
+    "S3_ENDPOINT": "s3.endpoint",
+    "S3_FILE_URL": "s3.fileUrl",
+    "DATABASE_URL": None,
+    "REDIS_URL": None,
+    "JWT_SECRET": None,
+    "COOKIE_SECRET": None,
+    "MEILISEARCH_API_KEY": None,
+    "STRIPE_API_KEY": "stripeApiKey",
+    "RESEND_API_KEY": "resendApiKey",
+    "S3_ACCESS_KEY_ID": "s3AccessKeyId",
+    "S3_SECRET_ACCESS_KEY": "s3SecretAccessKey",
+}
+_S3_ENV = {"bucket": "S3_BUCKET", "region": "S3_REGION", "endpoint": "S3_ENDPOINT", "file_url": "S3_FILE_URL"}
+
 
 @dataclass(frozen=True)
 class MedusaEnvInput:
@@ -43,9 +76,15 @@ class MedusaSecrets:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
+def _without_program_names(extra: Mapping[str, str]) -> dict[str, str]:
+    # Settings already refuses them; this keeps the function right on its own.
+    return {name: value for name, value in extra.items() if name not in PROGRAM_ENV}
+
+
 def plain_env(spec: MedusaEnvInput, role: Role) -> dict[str, str]:
     backend = spec.backend_url or spec.public_url
-    env = {
+    env = _without_program_names(spec.extra_env)
+    env |= {
         "NODE_ENV": "production",
         "PORT": str(MEDUSA_PORT),
         "DEPLOY_COLOR": spec.color,
@@ -62,16 +101,15 @@ def plain_env(spec: MedusaEnvInput, role: Role) -> dict[str, str]:
         env["DATABASE_DRIVER_OPTIONS"] = json.dumps(spec.database_driver_options, sort_keys=True)
     if spec.meilisearch_enabled:
         env["MEILISEARCH_HOST"] = f"http://{MEILISEARCH_HOST}:7700"
-    s3_names = {"bucket": "S3_BUCKET", "region": "S3_REGION", "endpoint": "S3_ENDPOINT", "file_url": "S3_FILE_URL"}
-    for key, name in s3_names.items():
+    for key, name in _S3_ENV.items():
         if spec.s3.get(key):
             env[name] = str(spec.s3[key])
-    env.update(spec.extra_env)
     return env
 
 
 def secret_env(secrets: MedusaSecrets) -> dict[str, str]:
-    env = {
+    env = _without_program_names(secrets.extra)
+    env |= {
         "DATABASE_URL": secrets.database_url,
         "REDIS_URL": secrets.redis_url,
         "JWT_SECRET": secrets.jwt_secret,
@@ -85,7 +123,6 @@ def secret_env(secrets: MedusaSecrets) -> dict[str, str]:
         "S3_SECRET_ACCESS_KEY": secrets.s3_secret_access_key,
     }
     env.update({name: value for name, value in optional.items() if value})
-    env.update(secrets.extra)
     return env
 
 

@@ -127,10 +127,26 @@ BAD_CONFIGS = [
         "scheme://host[:port] with no path or trailing slash, e.g. 'https://shop.example.com'",
     ),
     (
-        {"medusa": json.dumps({"env": {"STRIPE_API_KEY": "sk_live_x"}})},
-        "medusa.env.STRIPE_API_KEY: looks like a secret but medusa.env is stored in plain text; "
+        {"medusa": json.dumps({"env": {"SHOP_API_KEY": "sk_live_x"}})},
+        "medusa.env.SHOP_API_KEY: looks like a secret but medusa.env is stored in plain text; "
         "move it to extraSecretEnv (`pulumi config set --secret --path "
-        "extraSecretEnv.STRIPE_API_KEY ...`)",
+        "extraSecretEnv.SHOP_API_KEY ...`)",
+    ),
+    # Names the program sets from a setting of its own: the env entry would silently win over
+    # the setting (the bug this table now guards), so it is refused and the setting named.
+    (
+        {"medusa": json.dumps({"env": {"S3_BUCKET": "other-bucket"}})},
+        "medusa.env.S3_BUCKET: set by the program from s3.bucket; set s3.bucket instead and remove it from medusa.env",
+    ),
+    (
+        {"medusa": json.dumps({"env": {"STRIPE_API_KEY": "sk_live_x"}})},
+        "medusa.env.STRIPE_API_KEY: set by the program from stripeApiKey; set stripeApiKey instead and remove it "
+        "from medusa.env",
+    ),
+    (
+        {"extraSecretEnv": json.dumps({"STRIPE_API_KEY": "sk_live_xxxxxxxx"})},
+        "extraSecretEnv.STRIPE_API_KEY: set by the program from stripeApiKey; set stripeApiKey instead and remove "
+        "it from extraSecretEnv",
     ),
     (
         {"medusa": json.dumps({"env": {"DATABASE_URL": "postgres://x"}})},
@@ -221,7 +237,7 @@ def test_empty_value_clears_a_key():
 def _stack_file(name):
     import yaml
 
-    from core.settings import PROJECT
+    from core.naming import PROJECT
 
     path = Path(__file__).resolve().parents[3] / f"Pulumi.{name}.yaml"
     config = yaml.safe_load(path.read_text())["config"]

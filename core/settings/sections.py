@@ -1,0 +1,204 @@
+"""The sections of the stack config, one small model each, validating what is theirs alone.
+
+A rule that needs two sections is a named check in checks.py instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from core.medusa_env import PROGRAM_ENV
+from core.settings.types import (
+    SECRET_LOOKING_NAME,
+    BuildArgName,
+    Command,
+    EnvName,
+    HttpUrl,
+    ImageRef,
+    IpAddress,
+    OriginList,
+    PgIdentifier,
+    Port,
+    RepositoryName,
+    SecretId,
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+def _program_env_name(where: str, fix: str) -> Any:
+    def check(name: str) -> str:
+        if name in PROGRAM_ENV:
+            owner = PROGRAM_ENV[name]
+            if owner is None:
+                raise ValueError(f"set by the program from its own settings; {fix}")
+            raise ValueError(f"set by the program from {owner}; set {owner} instead and remove it from {where}")
+        return name
+
+    return AfterValidator(check)
+
+
+def _plain_env_name(name: str) -> str:
+    if SECRET_LOOKING_NAME.search(name):
+        raise ValueError(
+            "looks like a secret but medusa.env is stored in plain text; move it to extraSecretEnv "
+            f"(`pulumi config set --secret --path extraSecretEnv.{name} ...`)"
+        )
+    return name
+
+
+# Names a user may add to Medusa's environment: never one the program sets (core/medusa_env.py).
+PlainEnvName = Annotated[
+    EnvName, _program_env_name("medusa.env", "remove it from medusa.env"), AfterValidator(_plain_env_name)
+]
+SecretEnvName = Annotated[EnvName, _program_env_name("extraSecretEnv", "remove it")]
+
+
+class MedusaSettings(Section):
+    store_cors: OriginList = []
+    admin_cors: OriginList = []
+    auth_cors: OriginList = []
+    backend_url: HttpUrl | None = None  # default: the public URL
+    storefront_url: HttpUrl | None = None
+    env: dict[PlainEnvName, str] = {}
+    server_memory_mb: int = Field(default=1024, ge=256)
+    worker_memory_mb: int = Field(default=1024, ge=256)
+    stop_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    migrate_command: Command = ["npx", "medusa", "db:migrate"]
+
+
+class DatabaseSettings(Section):
+    mode: Literal["bundled", "external"] = "bundled"
+    name: PgIdentifier = "medusa"
+    user: PgIdentifier = "medusa"
+    # Passed to Medusa as DATABASE_DRIVER_OPTIONS, e.g. {"connection": {"ssl": {...}}} for Supabase.
+    driver_options: dict[str, Any] = {}
+
+
+class RedisSettings(Section):
+    mode: Literal["bundled", "external"] = "bundled"
+
+
+class MeilisearchSettings(Section):
+    enabled: bool = True
+
+
+class S3Settings(Section):
+    bucket: str | None = None
+    region: str | None = None
+    endpoint: HttpUrl | None = None
+    file_url: HttpUrl | None = None
+
+
+class TlsSettings(Section):
+    enabled: bool = False
+    cert_path: str | None = None  # on the Docker host
+    key_path: str | None = None
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> TlsSettings:
+        if self.enabled and not (self.cert_path and self.key_path):
+            raise ValueError(
+                "enabled needs certPath and keyPath (files on the Docker host); set them or "
+                "set tls.enabled to false"
+            )
+        return self
+
+
+class RouterSettings(Section):
+    bind_address: IpAddress = "0.0.0.0"
+    http_port: Port = 80
+    https_port: Port = 443
+    # The preview route reaches the idle color for the health gate; loopback keeps it private.
+    preview_bind_address: IpAddress = "127.0.0.1"
+    preview_port: Port = 9080
+    # Where the machine running `pulumi up` reaches the router's published ports.
+    probe_host: str = "127.0.0.1"
+    rate_limit_per_second: int = Field(default=50, ge=1)
+    rate_limit_burst: int = Field(default=100, ge=0)
+    max_body_size: Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")] = "50m"
+
+
+class HealthGateSettings(Section):
+    """How a color is proven healthy. Every field but `path` is a field of core.health_poll's
+    PollSpec of the same name (core/component_inputs.py passes them on as they are)."""
+
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/health"
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    deadline_seconds: float = Field(default=300.0, gt=0)
+    initial_backoff_seconds: float = Field(default=1.0, gt=0)
+    max_backoff_seconds: float = Field(default=15.0, gt=0)
+    expect_body: str | None = "OK"
+
+    @field_validator("deadline_seconds")
+    @classmethod
+    def _deadline_covers_one_try(cls, value: float, info: Any) -> float:
+        timeout = info.data.get("timeout_seconds")
+        if timeout is not None and value < timeout:
+            raise ValueError("must be at least healthGate.timeoutSeconds")
+        return value
+
+    @field_validator("max_backoff_seconds")
+    @classmethod
+    def _backoff_grows(cls, value: float, info: Any) -> float:
+        initial = info.data.get("initial_backoff_seconds")
+        if initial is not None and value < initial:
+            raise ValueError("must be at least healthGate.initialBackoffSeconds")
+        return value
+
+
+class ServiceImages(Section):
+    postgres: ImageRef = "postgres:15.10-bookworm"
+    redis: ImageRef = "redis:7.4-bookworm"
+    meilisearch: ImageRef = "getmeili/meilisearch:v1.12"
+    nginx: ImageRef = "nginx:1.27-bookworm"
+
+
+class BackupSettings(Section):
+    enabled: bool = True
+
+
+def _keep_releases(value: int) -> int:
+    if value < 1:
+        raise ValueError(
+            f"must be at least 1 (the number of earlier releases whose images stay on the Docker "
+            f"host for scripts/rollback.py), got {value}"
+        )
+    return value
+
+
+class ReleaseSettings(Section):
+    # Besides the two colors' own images, which are always kept.
+    keep: Annotated[int, AfterValidator(_keep_releases)] = 3
+
+
+class TimeoutSettings(Section):
+    """How long each long-running release step may take before it is killed and the run fails.
+
+    A hung build, dump or migration would otherwise hold the stack's lock forever; the step's
+    whole process group is killed, so nothing it started keeps running into the next run.
+    """
+
+    build_seconds: int = Field(default=1800, ge=10, le=86400)
+    backup_seconds: int = Field(default=1800, ge=10, le=86400)
+    migrate_seconds: int = Field(default=900, ge=10, le=86400)
+
+
+class ImageBuild(Section):
+    """Build the color's image from an app directory on this machine (instead of an image ref).
+
+    The build runs on the Docker host (BuildKit) and is tagged with a digest of the context,
+    so an unchanged directory builds nothing and `pulumi preview` shows no change.
+    """
+
+    context: Annotated[str, Field(min_length=1, pattern=r"^[^\x00\n]+$")]
+    args: dict[BuildArgName, str] = {}
+    # BuildKit secrets (id -> file on this machine), e.g. a CA bundle for npm; never in the image.
+    secret_files: dict[SecretId, str] = {}
+    repository: RepositoryName | None = None
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
