@@ -16,6 +16,7 @@ import pulumi_docker as docker
 from components.stack_secrets import as_secret
 from core import docker_cli, naming
 from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
+from core.settings import DatabaseSettings, MeilisearchSettings, RedisSettings, ServiceImages
 from core.urls import postgres_url, redis_url
 
 # Reads the password from the environment, so it is on no command line (rule 8); redis.conf
@@ -34,14 +35,10 @@ WAIT_HEALTHY_SECONDS = 120
 @dataclass(frozen=True)
 class BaseServicesArgs:
     prefix: str
-    postgres_image: str
-    redis_image: str
-    meilisearch_image: str
-    bundled_postgres: bool
-    bundled_redis: bool
-    meilisearch: bool
-    database_name: str
-    database_user: str
+    images: ServiceImages
+    database: DatabaseSettings
+    redis: RedisSettings
+    meilisearch: MeilisearchSettings
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     meilisearch_key: pulumi.Output[str]
@@ -71,25 +68,25 @@ class BaseServices(pulumi.ComponentResource):
         # What a color must wait for before its release steps run.
         self.ready: list[pulumi.Resource] = []
         self.database_url = None
-        if args.bundled_postgres:
+        if args.database.mode == "bundled":
             postgres = self._postgres(child, keep_data)
             self.ready += [postgres, self._sync_password(postgres)]
             self.database_url = as_secret(
                 args.postgres_password.apply(
                     lambda password: postgres_url(
-                        args.database_user, password, naming.POSTGRES_HOST, args.database_name
+                        args.database.user, password, naming.POSTGRES_HOST, args.database.name
                     )
                 )
             )
 
         self.redis_url = None
-        if args.bundled_redis:
+        if args.redis.mode == "bundled":
             self.ready.append(self._redis(child, keep_data))
             self.redis_url = as_secret(
                 args.redis_password.apply(lambda password: redis_url(password, naming.REDIS_HOST))
             )
 
-        if args.meilisearch:
+        if args.meilisearch.enabled:
             self.ready.append(self._meilisearch(child, keep_data))
 
         self.register_outputs({"network_name": self.network_name})
@@ -100,17 +97,17 @@ class BaseServices(pulumi.ComponentResource):
     def _postgres(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
         args = self._args
         data = docker.Volume("postgres-volume", name=naming.volume(args.prefix, "pgdata"), opts=keep_data)
-        image = docker.RemoteImage("postgres-image", name=args.postgres_image, keep_locally=True, opts=child)
+        image = docker.RemoteImage("postgres-image", name=args.images.postgres, keep_locally=True, opts=child)
         return docker.Container(
             "postgres",
-            name=f"{args.prefix}-postgres",
+            name=naming.service_container(args.prefix, "postgres"),
             image=image.image_id,
             envs=as_secret(
                 args.postgres_password.apply(
                     lambda password: [
-                        f"POSTGRES_DB={args.database_name}",
+                        f"POSTGRES_DB={args.database.name}",
                         f"POSTGRES_PASSWORD={password}",
-                        f"POSTGRES_USER={args.database_user}",
+                        f"POSTGRES_USER={args.database.user}",
                     ]
                 )
             ),
@@ -120,7 +117,7 @@ class BaseServices(pulumi.ComponentResource):
             ],
             networks_advanced=self._attach(naming.POSTGRES_HOST),
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "pg_isready", "-h", "127.0.0.1", "-U", args.database_user, "-d", args.database_name],
+                tests=["CMD", "pg_isready", "-h", "127.0.0.1", "-U", args.database.user, "-d", args.database.name],
                 interval=go_duration(2), timeout=go_duration(5), retries=15, start_period=go_duration(60),
             ),
             # The backup and the migration run right after this resource: they need the
@@ -148,10 +145,10 @@ class BaseServices(pulumi.ComponentResource):
     def _redis(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
         args = self._args
         data = docker.Volume("redis-volume", name=naming.volume(args.prefix, "redisdata"), opts=keep_data)
-        image = docker.RemoteImage("redis-image", name=args.redis_image, keep_locally=True, opts=child)
+        image = docker.RemoteImage("redis-image", name=args.images.redis, keep_locally=True, opts=child)
         return docker.Container(
             "redis",
-            name=f"{args.prefix}-redis",
+            name=naming.service_container(args.prefix, "redis"),
             image=image.image_id,
             command=["sh", "-c", REDIS_BOOT],
             envs=as_secret(args.redis_password.apply(lambda password: [f"REDISCLI_AUTH={password}"])),
@@ -172,10 +169,10 @@ class BaseServices(pulumi.ComponentResource):
     def _meilisearch(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
         args = self._args
         data = docker.Volume("meilisearch-volume", name=naming.volume(args.prefix, "meilidata"), opts=keep_data)
-        image = docker.RemoteImage("meilisearch-image", name=args.meilisearch_image, keep_locally=True, opts=child)
+        image = docker.RemoteImage("meilisearch-image", name=args.images.meilisearch, keep_locally=True, opts=child)
         return docker.Container(
             "meilisearch",
-            name=f"{args.prefix}-meilisearch",
+            name=naming.service_container(args.prefix, "meilisearch"),
             image=image.image_id,
             envs=as_secret(
                 args.meilisearch_key.apply(

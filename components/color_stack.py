@@ -26,7 +26,7 @@ from core.container_defaults import (
     memory_swap_mb,
 )
 from core.medusa_env import Role, docker_envs
-from core.settings import TimeoutSettings
+from core.settings import MedusaSettings, TimeoutSettings
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,8 @@ class ColorStackArgs:
     server_env: Mapping[str, str]
     worker_env: Mapping[str, str]
     secret_env: pulumi.Output[dict[str, str]]
-    server_memory_mb: int
-    worker_memory_mb: int
-    stop_timeout_seconds: int
+    medusa: MedusaSettings  # memory limits, stop timeout, migrate command
     postgres_container: str | None
-    migrate_command: Sequence[str]
     docker_host: str
     timeouts: TimeoutSettings
     base_services: Sequence[pulumi.Resource] = ()
@@ -77,7 +74,7 @@ class ColorStack(pulumi.ComponentResource):
                 image_id=self.image.image_id,
                 network_name=args.network_name,
                 postgres_container=args.postgres_container,
-                migrate_command=args.migrate_command,
+                migrate_command=args.medusa.migrate_command,
                 migrate_container=naming.migrate_container(args.prefix),
                 migrate_env=as_secret(
                     args.secret_env.apply(lambda secrets: {**args.worker_env, **secrets})
@@ -89,7 +86,7 @@ class ColorStack(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.server = self._container("server", args.server_env, args.server_memory_mb, [self.release])
+        self.server = self._container("server", args.server_env, args.medusa.server_memory_mb, [self.release])
         self.register_outputs({"image_id": self.image.image_id, "server_id": self.server.id})
 
     def _build(self, plan: BuildPlan) -> command.local.Command:
@@ -106,7 +103,8 @@ class ColorStack(pulumi.ComponentResource):
 
     def start_worker(self, after: Sequence[pulumi.Resource]) -> docker.Container:
         """The worker starts after the flip, so the old and new versions barely share the queues."""
-        return self._container("worker", self._args.worker_env, self._args.worker_memory_mb, [self.release, *after])
+        args = self._args
+        return self._container("worker", args.worker_env, args.medusa.worker_memory_mb, [self.release, *after])
 
     def _container(
         self, role: Role, env: Mapping[str, str], memory_mb: int, after: Sequence[pulumi.Resource]
@@ -138,8 +136,8 @@ class ColorStack(pulumi.ComponentResource):
             memory=memory_mb,
             memory_swap=memory_swap_mb(memory_mb),
             restart="unless-stopped",
-            stop_timeout=args.stop_timeout_seconds,
-            destroy_grace_seconds=args.stop_timeout_seconds,
+            stop_timeout=args.medusa.stop_timeout_seconds,
+            destroy_grace_seconds=args.medusa.stop_timeout_seconds,
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),

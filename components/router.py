@@ -16,9 +16,11 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from core import docker_cli, naming
+from core import naming, router_control
 from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
-from core.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_DIR
+from core.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_IN_ROUTER
+from core.router_control import Route, SwitchResult, parse_switch
+from core.settings import RouterSettings, TlsSettings
 
 # Start from the control script once it is installed: it refuses to crash-loop on a bad file.
 BOOT = f"if [ -f {SCRIPT_PATH} ]; then exec sh {SCRIPT_PATH} boot; fi; exec nginx -g 'daemon off;'"
@@ -29,15 +31,20 @@ class RouterArgs:
     prefix: str
     image: str
     network_name: pulumi.Input[str]
-    bind_address: str
-    http_port: int
-    https_port: int
-    preview_bind_address: str
-    preview_port: int
-    tls_cert_path: str | None
-    tls_key_path: str | None
+    ports: RouterSettings  # published ports and their bind addresses
+    tls: TlsSettings  # the certificate files on the Docker host, when enabled
     config_text: pulumi.Input[str]
     docker_host: str
+
+
+@dataclass(frozen=True)
+class RouteSwitch:
+    """One flip of a route: the command that made it, what it replaced, and how to undo it."""
+
+    command: command.local.Command
+    result: pulumi.Output[SwitchResult]
+    # {"argv": [...], "env": {...}} for the post-switch check, or None when nothing changed.
+    undo: pulumi.Output[dict[str, object] | None]
 
 
 class Router(pulumi.ComponentResource):
@@ -54,21 +61,24 @@ class Router(pulumi.ComponentResource):
             "router-config-volume", name=naming.volume(args.prefix, "router-config"), opts=child
         )
         image = docker.RemoteImage("router-image", name=args.image, keep_locally=True, opts=child)
+        published = args.ports
         ports = [
-            docker.ContainerPortArgs(internal=HTTP_PORT, external=args.http_port, ip=args.bind_address),
+            docker.ContainerPortArgs(internal=HTTP_PORT, external=published.http_port, ip=published.bind_address),
             docker.ContainerPortArgs(
-                internal=PREVIEW_PORT, external=args.preview_port, ip=args.preview_bind_address
+                internal=PREVIEW_PORT, external=published.preview_port, ip=published.preview_bind_address
             ),
         ]
         volumes = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=CONF_DIR)]
-        if args.tls_cert_path and args.tls_key_path:
-            ports.append(docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.https_port, ip=args.bind_address))
+        if args.tls.enabled and args.tls.cert_path and args.tls.key_path:
+            ports.append(
+                docker.ContainerPortArgs(internal=HTTPS_PORT, external=published.https_port, ip=published.bind_address)
+            )
             volumes += [
                 docker.ContainerVolumeArgs(
-                    host_path=args.tls_cert_path, container_path=f"{TLS_DIR}/fullchain.pem", read_only=True
+                    host_path=args.tls.cert_path, container_path=TLS_IN_ROUTER.certificate, read_only=True
                 ),
                 docker.ContainerVolumeArgs(
-                    host_path=args.tls_key_path, container_path=f"{TLS_DIR}/privkey.pem", read_only=True
+                    host_path=args.tls.key_path, container_path=TLS_IN_ROUTER.key, read_only=True
                 ),
             ]
         self.container = docker.Container(
@@ -92,7 +102,7 @@ class Router(pulumi.ComponentResource):
         environment = {"DOCKER_HOST": args.docker_host}
         script_installed = command.local.Command(
             "router-control-script",
-            create=docker_cli.router_install_script(self.container_name),
+            create=router_control.install_script_command(self.container_name),
             stdin=CONTROL_SCRIPT.read_text(),
             environment=environment,
             triggers=[self.container.id],
@@ -100,7 +110,7 @@ class Router(pulumi.ComponentResource):
         )
         self.config_applied = command.local.Command(
             "router-config",
-            create=docker_cli.router_apply(self.container_name),
+            create=router_control.apply_command(self.container_name),
             stdin=args.config_text,
             environment=environment,
             triggers=[self.container.id],
@@ -110,23 +120,24 @@ class Router(pulumi.ComponentResource):
 
     def switch(
         self,
-        route: str,
+        route: Route,
         color: naming.Color,
         triggers: Sequence[pulumi.Input[object]],
         depends_on: Sequence[pulumi.Resource],
-    ) -> command.local.Command:
-        """Point `route` (live or preview) at `color`; stdout says which color it replaced."""
-        return command.local.Command(
+    ) -> RouteSwitch:
+        """Point `route` at `color`. The result says which color it replaced (read from the
+        control script's own output by router_control) and how to put that color back."""
+        switched = command.local.Command(
             f"{route}-route",
-            create=docker_cli.router_switch(self.container_name, route, color),
+            create=router_control.switch_command(self.container_name, route, color),
             environment={"DOCKER_HOST": self._args.docker_host},
             triggers=[self.container.id, *triggers],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_applied, *depends_on]),
         )
+        result = switched.stdout.apply(parse_switch)
+        undo = result.apply(lambda done: self._undo_input(done))
+        return RouteSwitch(command=switched, result=result, undo=undo)
 
-    def switch_back_command(self, color: naming.Color) -> dict[str, object]:
-        """What the post-switch check runs to put the live route back on `color`."""
-        return {
-            "argv": docker_cli.router_switch_argv(self.container_name, "live", color),
-            "env": {"DOCKER_HOST": self._args.docker_host},
-        }
+    def _undo_input(self, done: SwitchResult) -> dict[str, object] | None:
+        undo = done.undo(self.container_name, self._args.docker_host)
+        return undo.as_input() if undo else None

@@ -1,5 +1,7 @@
 """Docker CLI command lines run by pulumi-command, kept apart from the resources that run them.
 
+The router's own command lines live with the parsing of their output in core/router_control.py.
+
 They reach the engine through DOCKER_HOST, so the same lines work for a local socket and an
 ssh:// host. No secret is ever part of a command line (rule 8): secrets travel on stdin or in
 the environment of the docker CLI, named with `-e NAME` and no value.
@@ -10,32 +12,10 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from core.naming import BUILD_TAG_PREFIX
-from core.router_config import SCRIPT_PATH
 
 
 def _join(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv)
-
-
-def router_switch_argv(router: str, route: str, color: str) -> list[str]:
-    return ["docker", "exec", router, "sh", SCRIPT_PATH, "switch", route, color]
-
-
-def router_switch(router: str, route: str, color: str) -> str:
-    return _join(router_switch_argv(router, route, color))
-
-
-def router_apply(router: str) -> str:
-    # The rendered config arrives on stdin.
-    return _join(["docker", "exec", "-i", router, "sh", SCRIPT_PATH, "apply"])
-
-
-def router_install_script(router: str) -> str:
-    # The control script arrives on stdin; it is renamed into place so a half-written copy
-    # is never run.
-    folder = SCRIPT_PATH.rsplit("/", 1)[0]
-    install = f"mkdir -p {folder} && cat > {SCRIPT_PATH}.new && mv -f {SCRIPT_PATH}.new {SCRIPT_PATH}"
-    return _join(["docker", "exec", "-i", router, "sh", "-c", install])
 
 
 def backup_database(postgres: str, color: str, image: str) -> str:

@@ -22,6 +22,12 @@ REDIS_HOST = "redis"
 MEILISEARCH_HOST = "meilisearch"
 
 
+# The shared services, each one container named after it (and reached by that name as its
+# network alias).
+DataService = Literal["postgres", "redis", "meilisearch"]
+DATA_SERVICES: tuple[DataService, ...] = ("postgres", "redis", "meilisearch")
+
+
 def other_color(color: Color) -> Color:
     return "green" if color == "blue" else "blue"
 
@@ -32,6 +38,14 @@ def server_container(prefix: str, color: Color) -> str:
 
 def worker_container(prefix: str, color: Color) -> str:
     return f"{prefix}-{color}-worker"
+
+
+def service_container(prefix: str, service: DataService) -> str:
+    return f"{prefix}-{service}"
+
+
+def postgres_container(prefix: str) -> str:
+    return service_container(prefix, "postgres")
 
 
 def migrate_container(prefix: str) -> str:

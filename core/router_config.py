@@ -35,6 +35,11 @@ PREVIEW_PORT = 8081
 RESOLVER_VALID_SECONDS = 1
 CONNECT_TIMEOUT_SECONDS = 1
 
+# The header that opens the preview route when a preview token is set; nginx sees a header as
+# $http_<lowercase name, dashes as underscores>.
+PREVIEW_TOKEN_HEADER = "X-Bluegreen-Preview-Token"
+_PREVIEW_TOKEN_VARIABLE = "$http_" + PREVIEW_TOKEN_HEADER.lower().replace("-", "_")
+
 _PLACEHOLDER = re.compile(r"{{([a-z_]+)}}")
 _NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 
@@ -43,6 +48,10 @@ _NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 class TlsFiles:
     certificate: str
     key: str
+
+
+# Where the router container sees the certificate and key (bind-mounted from the Docker host).
+TLS_IN_ROUTER = TlsFiles(f"{TLS_DIR}/fullchain.pem", f"{TLS_DIR}/privkey.pem")
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
     if spec.preview_token:
         token_guard = _indent(
             [
-                f'if ($http_x_bluegreen_preview_token != "{spec.preview_token}") {{',
+                f'if ({_PREVIEW_TOKEN_VARIABLE} != "{spec.preview_token}") {{',
                 "    return 404;",
                 "}",
             ],

@@ -15,6 +15,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +25,8 @@ import pulumi.dynamic as dynamic
 from components.stack_secrets import as_secret
 from core.health_poll import HealthGateFailedError, PollSpec, failure_message, poll
 
-_SPEC_KEYS = (
-    "url", "color", "expect_status", "expect_body", "expect_color_header", "timeout_seconds",
-    "deadline_seconds", "initial_backoff_seconds", "max_backoff_seconds", "verify_tls",
-)
+# The resource's inputs are PollSpec's fields, flat (the headers apart: they carry the token).
+_SPEC_KEYS = tuple(f.name for f in fields(PollSpec) if f.name != "headers")
 # Inputs whose change re-runs the gate. `headers` (the preview token) is compared by digest,
 # see _headers_digest.
 _GUARDED = (*_SPEC_KEYS, "triggers")
@@ -111,32 +110,17 @@ class HealthGate(dynamic.Resource):
         self,
         name: str,
         *,
-        url: pulumi.Input[str],
-        color: str,
+        spec: PollSpec,
         triggers: Sequence[pulumi.Input[str]],
-        expect_body: str | None,
-        timeout_seconds: float,
-        deadline_seconds: float,
-        initial_backoff_seconds: float,
-        max_backoff_seconds: float,
-        expect_color_header: bool = True,
-        verify_tls: bool = True,
         headers: pulumi.Input[Mapping[str, str]] | None = None,
         rollback: pulumi.Input[Mapping[str, Any] | None] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`spec` says what healthy means; `headers` (secret) are sent with each try;
+        `rollback` is the command run when the gate fails (the router's undo of the flip)."""
         props: dict[str, Any] = {
-            "url": url,
-            "color": color,
+            **{key: getattr(spec, key) for key in _SPEC_KEYS},
             "triggers": list(triggers),
-            "expect_status": 200,
-            "expect_body": expect_body,
-            "expect_color_header": expect_color_header,
-            "verify_tls": verify_tls,
-            "timeout_seconds": timeout_seconds,
-            "deadline_seconds": deadline_seconds,
-            "initial_backoff_seconds": initial_backoff_seconds,
-            "max_backoff_seconds": max_backoff_seconds,
             "headers": as_secret(headers) if headers is not None else {},
             "rollback": rollback,
             "result": None,

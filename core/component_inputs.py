@@ -1,0 +1,110 @@
+"""What each component is given, computed from the settings: pure, so unit-testable as is.
+
+stack.py only wires; every value it hands a component that takes more than picking a section
+is built here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from core.app_build import BuildPlan, plan_build
+from core.health_poll import PollSpec
+from core.medusa_env import MedusaEnvInput
+from core.naming import Color
+from core.router_config import (
+    PREVIEW_TOKEN_HEADER,
+    TLS_IN_ROUTER,
+    RouterConfigInput,
+    docker_upstreams,
+    meilisearch_upstream,
+)
+from core.settings import Settings
+
+# Relative build contexts are relative to the project (where Pulumi.yaml is).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The post-switch check proves the flip took; a color that passed its gate answers at once.
+POST_SWITCH_DEADLINE_SECONDS = 60.0
+
+
+def revealed(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def router_config_input(settings: Settings) -> RouterConfigInput:
+    return RouterConfigInput(
+        domain=settings.domain,
+        upstreams=docker_upstreams(settings.prefix),
+        tls=TLS_IN_ROUTER if settings.tls.enabled else None,
+        public_https_port=settings.router.https_port,
+        meilisearch_upstream=meilisearch_upstream() if settings.meilisearch.enabled else None,
+        search_cors_origins=settings.medusa.store_cors,
+        preview_token=revealed(settings.preview_token),
+        rate_limit_per_second=settings.router.rate_limit_per_second,
+        rate_limit_burst=settings.router.rate_limit_burst,
+        max_body_size=settings.router.max_body_size,
+    )
+
+
+def medusa_env_input(settings: Settings, color: Color) -> MedusaEnvInput:
+    medusa = settings.medusa
+    return MedusaEnvInput(
+        color=color,
+        public_url=settings.public_url,
+        backend_url=medusa.backend_url,
+        storefront_url=medusa.storefront_url,
+        store_cors=medusa.store_cors,
+        admin_cors=medusa.admin_cors,
+        auth_cors=medusa.auth_cors,
+        extra_env=medusa.env,
+        database_driver_options=settings.database.driver_options,
+        meilisearch_enabled=settings.meilisearch.enabled,
+        s3=settings.s3.model_dump(),
+    )
+
+
+def build_plan(settings: Settings, color: Color) -> BuildPlan | None:
+    build = settings.build_for(color)
+    if build is None:
+        return None
+    return plan_build(
+        context=build.context,
+        project_dir=PROJECT_DIR,
+        repository=build.repository or f"{settings.prefix}-app",
+        args=build.args,
+        secret_files=build.secret_files,
+        target=build.target,
+    )
+
+
+def _gate_timing(settings: Settings) -> dict[str, object]:
+    # Every healthGate field but the path is a PollSpec field of the same name.
+    return settings.health_gate.model_dump(exclude={"path"})
+
+
+def gate_spec(settings: Settings, color: Color) -> PollSpec:
+    """The health gate: the target color through the preview route, before any traffic."""
+    return PollSpec(url=f"{settings.preview_url}{settings.health_gate.path}", color=color, **_gate_timing(settings))  # type: ignore[arg-type]
+
+
+def preview_headers(settings: Settings) -> dict[str, str] | None:
+    token = revealed(settings.preview_token)
+    return {PREVIEW_TOKEN_HEADER: token} if token else None
+
+
+def live_probe_url(settings: Settings) -> str:
+    router = settings.router
+    scheme, port = ("https", router.https_port) if settings.tls.enabled else ("http", router.http_port)
+    return f"{scheme}://{router.probe_host}:{port}{settings.health_gate.path}"
+
+
+def post_switch_spec(settings: Settings, color: Color) -> PollSpec:
+    """The check after the flip: the live route, by IP with the site's Host header, so the
+    certificate cannot match (verify_tls off)."""
+    timing = {
+        **_gate_timing(settings),
+        "deadline_seconds": min(POST_SWITCH_DEADLINE_SECONDS, settings.health_gate.deadline_seconds),
+    }
+    return PollSpec(url=live_probe_url(settings), color=color, verify_tls=False, **timing)  # type: ignore[arg-type]
