@@ -45,16 +45,23 @@ class Run:
         return self.stdout + self.stderr
 
 
+def copy_program(source: Path, workdir: Path, names: list[str]) -> None:
+    """Copies the program's files (not the tests, state or caches) from `source` into `workdir`."""
+    for name in names:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source / name, workdir / name)
+
+
 class PulumiStack:
-    def __init__(self, workdir: Path, env: dict[str, str], stack: str = "e2e"):
+    def __init__(
+        self, workdir: Path, env: dict[str, str], stack: str = "e2e",
+        source: Path = REPO, files: list[str] = PROJECT_FILES,
+    ):
         self.workdir = workdir
         self.stack = stack
-        for name in PROJECT_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, workdir / name)
+        copy_program(source, workdir, files)
         (workdir / ".venv").symlink_to(REPO / ".venv")
         backend = workdir / ".state"
         backend.mkdir()

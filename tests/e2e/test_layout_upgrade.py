@@ -1,0 +1,78 @@
+"""A stack created by the program before the layout change previews no change on today's code.
+
+The old program is commit OLD_LAYOUT (main before the move to core/, components/, providers/),
+taken from this repository's history. Real engine, real dockerd: the resource names, type tokens
+and inputs must all have survived the move, and the state's pickled health-gate provider must
+still load (`pulumi refresh` unpickles it from its old module path).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import measure
+from tests.e2e.project import PROJECT_FILES, REPO, PulumiStack, copy_program, destroy_with_data, local_stack_config
+
+OLD_LAYOUT = "d53ae79"
+OLD_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "nginx"]
+PREFIX = "e2eupg"
+CONFIG: dict[str, Any] = local_stack_config(
+    PREFIX, 58280, 59280,
+    activeColor="green",
+    blueImage="medusa-bg/testapp:v1",
+    greenImage="medusa-bg/testapp:v2",
+    healthGate={"deadlineSeconds": 30, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
+    medusa={"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5, "env": {"SHOP_MODE": "test"}},
+)
+
+
+def old_program(into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", OLD_LAYOUT, *OLD_FILES],
+        capture_output=True, timeout=120, check=False,
+    )
+    if archive.returncode != 0:
+        pytest.fail(f"git archive {OLD_LAYOUT} failed (a clone with history is needed): {archive.stderr.decode()}")
+    into.mkdir()
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+@pytest.fixture(scope="module")
+def old_stack(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiStack]:
+    base = tmp_path_factory.mktemp("upgrade")
+    workdir = base / "stack"
+    workdir.mkdir()
+    stack = PulumiStack(workdir, engine, stack="upgrade", source=old_program(base / "old"), files=OLD_FILES)
+    stack.set_config({**CONFIG, "dockerHost": engine["DOCKER_HOST"]})
+    stack.run("config", "set", "--secret", "previewToken", "an-upgrade-preview-token")
+    yield stack
+    destroy_with_data(stack, PREFIX)
+
+
+def test_a_stack_from_the_old_layout_previews_no_change_on_the_new_one(old_stack: PulumiStack) -> None:
+    created = old_stack.up()
+    measure(f"layout upgrade: the old program's first pulumi up {created.seconds:.1f}s")
+    for name in OLD_FILES:
+        target = old_stack.workdir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    copy_program(REPO, old_stack.workdir, PROJECT_FILES)
+
+    preview = old_stack.run("preview", "--expect-no-changes", "--diff", check=False)
+    assert preview.returncode == 0, f"the new layout changes an old stack:\n{preview.output[-6000:]}"
+    refreshed = old_stack.run("refresh", "--yes", "--expect-no-changes", check=False)
+    assert refreshed.returncode == 0, f"refresh of the old stack on the new layout:\n{refreshed.output[-6000:]}"
+    again = old_stack.up("--expect-no-changes", check=False)
+    assert again.returncode == 0, again.output[-6000:]
+    measure(
+        f"layout upgrade: preview {preview.seconds:.1f}s, refresh {refreshed.seconds:.1f}s, up {again.seconds:.1f}s"
+    )
