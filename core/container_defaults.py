@@ -1,5 +1,7 @@
 """Settings every container of the stack shares."""
 
+from core.naming import MEDUSA_PORT
+
 # Rotated logs: the seed system's hosts filled their disks with unbounded json logs.
 LOG_DRIVER = "json-file"
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}
@@ -10,7 +12,7 @@ MEDUSA_HEALTHCHECK = [
     "CMD",
     "node",
     "-e",
-    "fetch('http://127.0.0.1:9000/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+    f"fetch('http://127.0.0.1:{MEDUSA_PORT}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
 ]
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import requests
 
+from core.naming import Color
+
 COLOR_HEADER = "X-Bluegreen-Color"
 BODY_EXCERPT = 300
 
@@ -21,7 +23,7 @@ BODY_EXCERPT = 300
 @dataclass(frozen=True)
 class PollSpec:
     url: str
-    color: str
+    color: Color
     expect_status: int = 200
     expect_body: str | None = None
     expect_color_header: bool = True

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color
+from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, MEILISEARCH_PORT, Color
 
 Role = Literal["server", "worker"]
 
@@ -100,7 +100,7 @@ def plain_env(spec: MedusaEnvInput, role: Role) -> dict[str, str]:
     if spec.database_driver_options:
         env["DATABASE_DRIVER_OPTIONS"] = json.dumps(spec.database_driver_options, sort_keys=True)
     if spec.meilisearch_enabled:
-        env["MEILISEARCH_HOST"] = f"http://{MEILISEARCH_HOST}:7700"
+        env["MEILISEARCH_HOST"] = f"http://{MEILISEARCH_HOST}:{MEILISEARCH_PORT}"
     for key, name in _S3_ENV.items():
         if spec.s3.get(key):
             env[name] = str(spec.s3[key])

@@ -17,6 +17,7 @@ COLORS: tuple[Color, Color] = ("blue", "green")
 BUILD_TAG_PREFIX = "src-"
 
 MEDUSA_PORT = 9000
+MEILISEARCH_PORT = 7700
 POSTGRES_HOST = "postgres"
 REDIS_HOST = "redis"
 MEILISEARCH_HOST = "meilisearch"

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, Color, server_container
+from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, MEILISEARCH_PORT, Color, server_container
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 TEMPLATES = NGINX_DIR / "templates"
@@ -79,7 +79,7 @@ def docker_upstreams(prefix: str) -> dict[Color, str]:
 
 
 def meilisearch_upstream() -> str:
-    return f"{MEILISEARCH_HOST}:7700"
+    return f"{MEILISEARCH_HOST}:{MEILISEARCH_PORT}"
 
 
 def _fill(template_name: str, values: Mapping[str, str]) -> str:
