@@ -1,0 +1,1 @@
+"""The preview guard, a Pulumi policy pack: see __main__.py and guard.py."""
