@@ -4,14 +4,14 @@
 
 On the real engine and the harness dockerd, as an operator would: release 1 is a `pulumi up`
 of blue built from a copy of harness/images/testapp, then every release edits that copy (its
-version, so each release is a new image) and runs `scripts/release.py --build` to the idle
+version, so each release is a new image) and runs `bin/bluegreen release --build` to the idle
 color, which pins the other color to its `imageRefs` output. A continuous non-retrying load
 runs on the live route from release 2 to the end. One line per release: the color, pulumi's
 own duration of the up, failed/total requests since the previous line, this stack's
 containers, volumes and app images, and the engine's `docker system df` sizes.
 
 Then it asserts that the counts stayed flat after the first releases (the image prune keeps
-`releases.keep` + 2 app images), rolls back to release N-2 with `scripts/rollback.py --to`,
+`releases.keep` + 2 app images), rolls back to release N-2 with `bin/bluegreen rollback N-2`,
 and checks that the live route serves that version with no failed request. The stack, its
 volumes and its images are removed at the end, also after a failure.
 
@@ -54,7 +54,7 @@ KEEP = 3  # releases.keep, its default
 # From here on every count must stay at or below its value here: the prune has had
 # KEEP + 2 releases to fill up to its limit.
 WARMUP = KEEP + 2
-STEP_TIMEOUT = 900  # seconds, per release.py / rollback.py run
+STEP_TIMEOUT = 900  # seconds, per `bin/bluegreen release` / `rollback` run
 
 
 @dataclass
@@ -93,21 +93,21 @@ def set_version(app: Path, version: str) -> None:
     dockerfile.write_text(text)
 
 
-def ops_script(stack: PulumiStack, script: str, *args: str) -> tuple[float, str]:
-    """Runs scripts/release.py or scripts/rollback.py as an operator would; (seconds, output)."""
+def bluegreen(stack: PulumiStack, verb: str, *args: str) -> tuple[float, str]:
+    """Runs `bin/bluegreen VERB` (release, rollback) as an operator would; (seconds, output)."""
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), "--stack", stack.stack, "--cwd", str(stack.workdir), *args],
+        [str(REPO / "bin/bluegreen"), "--stack", stack.stack, "--cwd", str(stack.workdir), verb, *args],
         env=stack.env, capture_output=True, text=True, timeout=STEP_TIMEOUT, check=False,
     )
     output = done.stdout + done.stderr
     if done.returncode != 0:
-        raise SoakError(f"{script} {' '.join(args)} failed ({done.returncode}):\n{output[-4000:]}")
+        raise SoakError(f"bin/bluegreen {verb} {' '.join(args)} failed ({done.returncode}):\n{output[-4000:]}")
     return time.monotonic() - began, output
 
 
 def up_duration(output: str) -> str:
-    """Pulumi's own `Duration:` of the update (the scripts also read config and outputs)."""
+    """Pulumi's own `Duration:` of the update (the CLI also reads config and outputs)."""
     found = re.findall(r"^Duration: (\S+)", output, flags=re.M)
     return found[-1] if found else "?"
 
@@ -174,7 +174,7 @@ def soak(releases: int, scratch: Path, env: dict[str, str]) -> list[str]:
                 version = f"soak-{number:02d}"
                 set_version(app, version)
                 seen = (load.report.total, load.report.failed)
-                seconds, output = ops_script(stack, "release.py", "--build", str(app))
+                seconds, output = bluegreen(stack, "release", "--build", str(app))
                 release = checked(Release(number, "blue" if number % 2 else "green", version, up_duration(output),
                                           seconds, 0, 0, counts()))
                 release.failed, release.total = load.report.failed - seen[1], load.report.total - seen[0]
@@ -210,16 +210,16 @@ def other(color: str) -> str:
 def rollback(stack: PulumiStack, load: Load, target: Release, idle: str) -> list[str]:
     """Back to release N-2 from the stack history; its images must still be on the host.
 
-    rollback.py never touches the live color: release N-2's image comes back on the color that
+    `bin/bluegreen rollback` never touches the live color: release N-2's image comes back on the color that
     was idle, and traffic flips to it.
     """
     seen = (load.report.total, load.report.failed)
-    seconds, output = ops_script(stack, "rollback.py", "--to", str(target.number))
+    seconds, output = bluegreen(stack, "rollback", str(target.number))
     answer = live_answer()
     time.sleep(1)  # requests in flight during the flip are counted too
     failed, total = load.report.failed - seen[1], load.report.total - seen[0]
     after = counts()
-    print(f"rollback to release {target.number} ({target.version}, onto the idle {idle}) with scripts/rollback.py: "
+    print(f"rollback to release {target.number} ({target.version}, onto the idle {idle}) with bin/bluegreen rollback: "
           f"up {up_duration(output)} ({seconds:.1f}s in all), failed {failed}/{total}, "
           f"live answers {answer.get('color')} {answer.get('version')} | {after.describe()}", flush=True)
     problems = []

@@ -4,7 +4,7 @@ Only the released image's repository is looked at (a build's `PREFIX-app` or its
 `repository`, or a registry image's repository), never a shared service's, so the engine's
 other images are left alone; an idle color in another repository is pruned when it is
 released. What is kept and why is in docker_cli.prune_app_images; `releases.keep` says how
-many earlier releases stay ready for scripts/rollback.py without a registry.
+many earlier releases stay ready for `bin/bluegreen rollback` without a registry.
 """
 
 from __future__ import annotations

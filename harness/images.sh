@@ -112,7 +112,7 @@ rootfs_tarball() {
 umount_below() {
   # debootstrap normally unmounts /proc and /sys of the target; make sure, before rm -rf.
   local m
-  for m in $(awk -v d="$1" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r); do umount -l "$m" || true; done
+  while read -r m; do umount -l "$m" || true; done < <(awk -v d="$1" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r)
 }
 
 build_base() {
@@ -169,6 +169,7 @@ npm_tarball() {
   echo "$f"
 }
 
+# shellcheck disable=SC2046 # one word per recipe file (their paths have no spaces)
 node_hash() { recipe_hash $(dir_files "$RECIPES/node") "node=$NODE_VERSION" "npm=$NPM_VERSION" "parent=$(base_hash)"; }
 
 build_node() {
@@ -188,7 +189,7 @@ build_node() {
 
 # build_testapp TAG VERSION BEHAVIOUR
 build_testapp() {
-  local tag="$1" version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
+  local version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
   case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
   # shellcheck disable=SC2046
   hash="$(recipe_hash $(dir_files "$RECIPES/testapp") "version=$version" "behaviour=$behaviour" "parent=$(node_hash)")"

@@ -47,7 +47,7 @@ def only_the_released_color_is_built(s: Settings) -> list[str]:
             problems.append(
                 f"{color}Build: only the color being released (activeColor) is built; pin {color} to "
                 f"the image it was built as: `pulumi config set {color}Image <stack output "
-                f"imageRefs.{color}>` and `pulumi config rm {color}Build` (scripts/release.py does this)"
+                f"imageRefs.{color}>` and `pulumi config rm {color}Build` (`bin/bluegreen release` does this)"
             )
     return problems
 

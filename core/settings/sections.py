@@ -167,7 +167,7 @@ def _keep_releases(value: int) -> int:
     if value < 1:
         raise ValueError(
             f"must be at least 1 (the number of earlier releases whose images stay on the Docker "
-            f"host for scripts/rollback.py), got {value}"
+            f"host for `bin/bluegreen rollback`), got {value}"
         )
     return value
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source me (bash): puts the locally built Pulumi engine on PATH and points DOCKER_HOST at the
 # harness's own dockerd, building/starting whatever is missing. Used by `make up`, `make test`
 # and the e2e suite.

@@ -12,13 +12,15 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 source scripts/dev/env.sh
 harness/images.sh >&2
 
-mkdir -p .state
-export PULUMI_BACKEND_URL="file://$PWD/.state"
-# Only guards the local stack's secrets at rest in .state/; production stacks use their own.
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-local-stack-passphrase}"
-pulumi stack select local --non-interactive 2>/dev/null || pulumi stack init local --non-interactive
-pulumi up --yes --stack local --non-interactive "$@"
+# bin/bluegreen gives pulumi the local stack's backend (.state/) and passphrase (ops/environment.py).
+bin/bluegreen pulumi stack select local --non-interactive 2>/dev/null ||
+    bin/bluegreen pulumi stack init local --non-interactive
+bin/bluegreen pulumi up --yes --non-interactive "$@"
 
 echo
-echo "Medusa (test app) is live at: $(pulumi stack output publicUrl --stack local)/"
-echo "State: .state/ (file backend). Switch colors: pulumi config set activeColor green && make up"
+echo "Medusa (test app) is live at: $(bin/bluegreen pulumi stack output publicUrl)/"
+echo "State: .state/ (file backend). Day 2: bin/bluegreen --help; what runs and what applies now:"
+echo
+# Only commands that work as printed: bin/bluegreen sets up this environment by itself.
+bin/bluegreen status || true
+echo "  release a test app to the idle color: bin/bluegreen release --image medusa-bg/testapp:v2   (or :v1)"

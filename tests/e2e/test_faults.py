@@ -3,7 +3,7 @@
 Every case runs under a continuous non-retrying load on the live route and asserts:
 - no failed live request while a healthy color was live;
 - no data lost: a row written before the fault is there after it;
-- one documented command, `scripts/recover.py --stack NAME`, brings the stack back to a clean
+- one documented command, `bin/bluegreen --stack NAME recover`, brings the stack back to a clean
   `pulumi preview --expect-no-changes` (no hand editing of state, no export/import).
 
 The cases share one stack (prefix e2efault) to save time, but none depends on another: each
@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,12 +135,11 @@ def live_body() -> dict[str, Any]:
 def recover(fleet: Fleet) -> Run:
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts/recover.py"),
-         "--stack", fleet.stack.stack, "--cwd", str(fleet.stack.workdir)],
+        [str(REPO / "bin/bluegreen"), "--stack", fleet.stack.stack, "--cwd", str(fleet.stack.workdir), "recover"],
         env=fleet.stack.env, capture_output=True, text=True, timeout=900, check=False,
     )
     run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began)
-    assert run.returncode == 0, f"recover.py failed ({run.returncode}):\n{run.output[-5000:]}"
+    assert run.returncode == 0, f"bin/bluegreen recover failed ({run.returncode}):\n{run.output[-5000:]}"
     assert "is clean: pulumi preview shows no changes" in run.stderr, run.output[-3000:]
     return run
 
@@ -251,7 +249,7 @@ def finish(fleet: Fleet, load: Load, fault: str, phase: str, expect_live: str, e
     fleet.remember()
     body = live_body()
     assert (body["color"], body["version"]) == (expect_live, expect_version), body
-    MATRIX.append(f"{fault} | {phase} | {report.failed} of {report.total} | scripts/recover.py | {run.seconds:.1f}s")
+    MATRIX.append(f"{fault} | {phase} | {report.failed} of {report.total} | bin/bluegreen recover | {run.seconds:.1f}s")
     assert report.total > 0
     assert report.failed == 0, report.failures
     return report
@@ -487,7 +485,7 @@ def test_g_failed_post_switch_check_flips_back_automatically(fleet: Fleet) -> No
         assert live_body()["color"] == live
         measure(f"fault g. post-switch check failed: pulumi up failed in {run.seconds:.1f}s and flipped back "
                 f"to {live}; {load.report.colors.get(target, 0)} requests saw {target} meanwhile")
-        # The operator's way out is the previous config (release.py restores it by itself).
+        # The operator's way out is the previous config (bin/bluegreen release restores it by itself).
         fleet.configure(live, fleet.images)
         finish(fleet, load, "post-switch check fails", "after the live flip", live,
                fleet.images[live].rsplit(":", 1)[-1])

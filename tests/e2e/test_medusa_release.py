@@ -120,7 +120,7 @@ def test_2_code_change_released_to_green_under_load(stack: PulumiStack, app: Pat
     hello = app / HELLO
     hello.write_text(hello.read_text().replace('"Hello from Medusa"', '"Hello from Medusa v2"'))
     router = container_id(f"{PREFIX}-router")
-    # What scripts/release.py does: pin the live color to the ref it was built as, build the idle one.
+    # What `bin/bluegreen release` does: pin the live color to the ref it was built as, build the idle one.
     configure(stack, activeColor="green", blueImage=blue_ref, greenBuild=build_config(app))
     steps = json.loads(stack.run("preview", "--json").stdout)["steps"]
     changed = {step["urn"].rsplit("::", 1)[-1] for step in steps if step["op"] != "same"}

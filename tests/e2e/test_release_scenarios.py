@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,14 +272,14 @@ def test_f_noop_changes_nothing_and_preview_names_only_the_changed_color(stack: 
     stack.run("preview", "--expect-no-changes")
 
 
-def helper(stack: PulumiStack, script: str, *args: str) -> Run:
+def helper(stack: PulumiStack, verb: str, *args: str) -> Run:
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), "--stack", stack.stack, "--cwd", str(stack.workdir), *args],
+        [str(REPO / "bin/bluegreen"), "--stack", stack.stack, "--cwd", str(stack.workdir), verb, *args],
         env=stack.env, capture_output=True, text=True, timeout=900, check=False,
     )
     run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began)
-    assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.output[-4000:]}"
+    assert run.returncode == 0, f"bin/bluegreen {verb} failed ({run.returncode}):\n{run.output[-4000:]}"
     return run
 
 
@@ -288,15 +287,15 @@ def test_f2_release_helper_then_rollback_from_history(stack: PulumiStack) -> Non
     given(stack, "green", blue=V1, green=V1)
     assert live() == {"color": "green", "version": "v1", "mode": "server"}
     with Load(f"{PUBLIC}/") as load:
-        run = helper(stack, "release.py", "--image", V2)
+        run = helper(stack, "release", "--image", V2)
         time.sleep(1)
-    assert_clean(load, f"f2. scripts/release.py v2 to the idle color (blue): {run.seconds:.1f}s, "
+    assert_clean(load, f"f2. bin/bluegreen release v2 to the idle color (blue): {run.seconds:.1f}s, "
                        f"{load.report.flip_summary('blue')}")
     assert live() == {"color": "blue", "version": "v2", "mode": "server"}
     with Load(f"{PUBLIC}/") as load:
-        run = helper(stack, "rollback.py")
+        run = helper(stack, "rollback")
         time.sleep(1)
-    assert_clean(load, f"f2. scripts/rollback.py from the stack history: {run.seconds:.1f}s, "
+    assert_clean(load, f"f2. bin/bluegreen rollback from the stack history: {run.seconds:.1f}s, "
                        f"{load.report.flip_summary('green')}")
     assert live() == {"color": "green", "version": "v1", "mode": "server"}
     stack.run("preview", "--expect-no-changes")

@@ -120,9 +120,9 @@ def test_stack_operations_are_serialized_and_never_cancelled() -> None:
 def test_every_stack_operation_starts_from_the_live_colors() -> None:
     # The checkout's Pulumi.production.yaml does not track the live color; a release computed
     # from it would redeploy the live color.
-    sync = "scripts/rollback.py --stack \"$STACK\" --to latest --config-only"
-    for name, acting in (("deploy.yml", "scripts/release.py"), ("preview.yml", "pulumi preview"),
-                         ("switch.yml", "pulumi config set activeColor")):
+    sync = 'bin/bluegreen --stack "$STACK" rollback latest --config-only'
+    for name, acting in (("deploy.yml", 'bin/bluegreen --stack "$STACK" release'), ("preview.yml", "pulumi preview"),
+                         ("switch.yml", 'bin/bluegreen --stack "$STACK" switch')):
         runs = [str(step.get("run", "")) for step in _steps(load(name))]
         first_sync = next(i for i, run in enumerate(runs) if sync in run)
         first_action = next(i for i, run in enumerate(runs) if acting in run)

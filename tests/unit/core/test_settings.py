@@ -29,7 +29,7 @@ BAD_CONFIGS = [
         {"greenBuild": '{"context": "examples/medusa-app"}'},
         "greenBuild: only the color being released (activeColor) is built; pin green to the image it "
         "was built as: `pulumi config set greenImage <stack output imageRefs.green>` and "
-        "`pulumi config rm greenBuild` (scripts/release.py does this)",
+        "`pulumi config rm greenBuild` (`bin/bluegreen release` does this)",
     ),
     (
         {"greenBuild": '"examples/medusa-app"'},
@@ -163,7 +163,7 @@ BAD_CONFIGS = [
     (
         {"releases": json.dumps({"keep": 0})},
         "releases.keep: must be at least 1 (the number of earlier releases whose images stay on the "
-        "Docker host for scripts/rollback.py), got 0",
+        "Docker host for `bin/bluegreen rollback`), got 0",
     ),
     (
         {"releases": json.dumps({"keep": "all"})},

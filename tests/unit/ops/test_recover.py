@@ -1,15 +1,17 @@
-"""scripts/recover.py: which locks it may release and which containers it may remove."""
+"""ops/recover.py: which locks it may release and which containers it may remove, and the steps
+in order against a fake `pulumi` and `docker`."""
 
 from __future__ import annotations
 
+import io
 import json
-import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
+import pytest
 
-import recover  # noqa: E402
+from ops import recover
+from ops.pulumi_cli import Result
+from tests.unit.ops.fakes import FakePulumi, pulumi_config
 
 
 def lock(pid: int | None, hostname: str) -> recover.Lock:
@@ -70,3 +72,53 @@ def test_only_the_stacks_own_containers_missing_from_the_state_are_orphans():
 def test_pending_operations_are_counted_from_the_export():
     assert recover.pending_operations({"deployment": {"pending_operations": [{"type": "creating"}] * 2}}) == 2
     assert recover.pending_operations({"deployment": {}}) == 0
+
+
+class FakeRecover(FakePulumi):
+    """Adds the commands only recover runs: whoami, cancel, export, refresh, preview."""
+
+    def __init__(self, backend: Path, state: dict[str, object], **kwargs: object) -> None:
+        super().__init__(pulumi_config(activeColor="blue", prefix="shop", dockerHost="ssh://deploy@vps"),
+                         **kwargs)  # type: ignore[arg-type]
+        self.backend = backend
+        self.state = state
+        self.docker.replies[("ps", "--all")] = Result(0, "shop-green-server c-new\nshop-blue-server c-live\n")
+        self.docker.replies[("rm", "--force")] = Result(0, "")
+
+    def run(self, command: recover.Command) -> Result:
+        argv = command.argv
+        if argv[0] == "pulumi" and argv[1] == "whoami":
+            self.commands.append(command)
+            return Result(0, json.dumps({"user": "root", "url": f"file://{self.backend}"}))
+        if (argv[0] == "pulumi" and argv[1] in ("cancel", "refresh", "preview")) or argv[1:3] == ("stack", "export"):
+            self.commands.append(command)
+            return Result(0, json.dumps(self.state) if argv[1] == "stack" else "")
+        return super().run(command)
+
+
+def test_recover_runs_its_steps_in_order_and_removes_only_orphans(tmp_path: Path) -> None:
+    state = {"deployment": {"resources": [{"type": recover.CONTAINER_TYPE, "id": "c-live"}]}}
+    fake = FakeRecover(tmp_path, state)
+    log = io.StringIO()
+    cli = recover.RecoverCli("production")
+    assert recover.recover(fake, cli, unlock=False, log=log) == 0
+    assert fake.subcommands() == ["whoami --output", "config --json", "stack export", "--host ssh://deploy@vps",
+                                  "--host ssh://deploy@vps", "up --yes", "preview --expect-no-changes"]
+    rm = next(c for c in fake.commands if "rm" in c.argv)
+    assert rm.argv == ("docker", "--host", "ssh://deploy@vps", "rm", "--force", "shop-green-server")
+    up = next(c for c in fake.commands if c.argv[1] == "up")
+    assert "--refresh" in up.argv, "no pending operations: up refreshes"
+    assert "stack production is clean: pulumi preview shows no changes" in log.getvalue()
+
+
+def test_a_failed_step_exits_1_and_a_held_lock_exits_2(tmp_path: Path) -> None:
+    fake = FakeRecover(tmp_path, {"deployment": {}}, up=FakePulumi.fail)
+    with pytest.raises(recover.StepFailedError) as failed:
+        recover.recover(fake, recover.RecoverCli("production"), unlock=False, log=io.StringIO())
+    assert failed.value.exit_code == 1 and "pulumi up failed" in str(failed.value)
+    folder = tmp_path / ".pulumi/locks/organization/medusa-bluegreen/production"
+    folder.mkdir(parents=True)
+    (folder / "1.json").write_text(json.dumps({"pid": 1, "hostname": "ci-runner-7"}))
+    with pytest.raises(recover.LockHeldError) as held:
+        recover.recover(FakeRecover(tmp_path, {}), recover.RecoverCli("production"), unlock=False, log=io.StringIO())
+    assert held.value.exit_code == 2 and "--unlock" in str(held.value)

@@ -1,30 +1,30 @@
-"""Shared by scripts/release.py and scripts/rollback.py: stack config, pulumi commands, runner.
+"""Stack config, pulumi command lines and the runner: what every verb of the CLI builds on.
 
-Three layers, kept apart so the logic is testable without Pulumi (Kamal-style):
-
-- pure data: `StackConfig` (what `pulumi config --json` prints) and `ConfigEdit` (keys to set
-  and keys to remove), plus `restore_edit`, which undoes an edit exactly;
-- command builders: `PulumiCli` turns intents into argv lists and runs nothing;
-- the runner: `SubprocessRunner` runs a `Command`, streaming it when asked.
+- pure data: `StackConfig` (what `pulumi config --json` prints), `ConfigEdit` (keys to set and
+  keys to remove) and `ConfigChange` (an edit and the edit that undoes it exactly);
+- command builders: `PulumiCli` turns intents into `Command`s (argv lists) and runs nothing;
+- the runner: `SubprocessRunner` runs a `Command` in the stack's environment, capturing it,
+  streaming it (long runs such as `pulumi up`) or attaching it to the terminal (`docker logs -f`);
+- `apply_and_up`: the one home of "change the config, run `pulumi up`, put the config back
+  exactly if anything fails" that release, switch and rollback share.
 
 Secrets: config is read without `--show-secrets`, so a secret's value never reaches this code
-(its entry is `{"secret": true}`); the keys these scripts edit are refused if they are secret.
+(its entry is `{"secret": true}`); the keys these tools edit are refused if they are secret.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol, TextIO, cast
 
-PROJECT = "medusa-bluegreen"  # the config namespace (core/naming.py: PROJECT)
-Color = Literal["blue", "green"]
-COLORS: tuple[Color, Color] = ("blue", "green")
+from core.naming import COLORS, PROJECT, Color
 
 # One config entry in the format `pulumi config --json` prints and `pulumi config set-all
 # --json` reads: {"value": "<string>", "secret": false} or, for an object,
@@ -32,12 +32,20 @@ COLORS: tuple[Color, Color] = ("blue", "green")
 Entry = Mapping[str, Any]
 
 
+
+@functools.cache
+def program_default(field_name: str) -> str:
+    """The program's own default of a top-level key (core/settings), for a stack that leaves it
+    unset. Imported on use: the settings models take a while to build, and --help needs none."""
+    from core.settings import Settings
+
+    return str(Settings.model_fields[field_name].default)
+
+
 class OpsError(Exception):
     """A problem the user has to fix; the message says what and how (never a secret)."""
 
-
-def other_color(color: Color) -> Color:
-    return "green" if color == "blue" else "blue"
+    exit_code = 2
 
 
 def as_color(value: object, what: str) -> Color:
@@ -127,6 +135,12 @@ class StackConfig:
             raise OpsError("activeColor is not set in the stack config; set it: `pulumi config set activeColor blue`")
         return as_color(value, "activeColor")
 
+    def prefix(self) -> str:
+        return self.text("prefix") or program_default("prefix")
+
+    def docker_host(self) -> str:
+        return self.text("dockerHost") or program_default("docker_host")
+
     def apply(self, edit: ConfigEdit) -> StackConfig:
         entries = {k: v for k, v in self.entries.items() if k not in edit.remove}
         entries.update(edit.set)
@@ -187,10 +201,43 @@ def restore_edit(config: StackConfig, keys: Iterable[str]) -> ConfigEdit:
         if entry is None:
             to_remove.append(key)
         elif entry.get("secret") or "value" not in entry:
-            raise OpsError(f"{key} is a secret in the stack config; these scripts only edit plain keys")
+            raise OpsError(f"{key} is a secret in the stack config; these tools only edit plain keys")
         else:
             to_set[key] = dict(entry)
     return ConfigEdit(to_set, tuple(to_remove))
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A config edit and the edit that undoes it exactly."""
+
+    forward: ConfigEdit
+    undo: ConfigEdit
+
+    @classmethod
+    def of(cls, config: StackConfig, values: Mapping[str, Entry | None]) -> ConfigChange:
+        forward = edit(config, values)
+        assert set(forward.keys()) <= set(RELEASE_KEYS), forward.keys()
+        return cls(forward, restore_edit(config, forward.keys()))
+
+
+def pin_values(color: Color, ref: str | None) -> dict[str, Entry | None]:
+    """The values that pin `color` to the image ref it runs (its build removed)."""
+    return {image_key(color): string_entry(ref) if ref else None, build_key(color): None}
+
+
+def pin_if_built(config: StackConfig, color: Color, refs: Mapping[Color, str | None]) -> dict[str, Entry | None]:
+    """Only the active color may be built: the values that pin `color`, about to go idle, to
+    the ref it runs (stack output imageRefs); none when it is not built."""
+    if build_key(color) not in config:
+        return {}
+    ref = refs.get(color)
+    if ref is None:
+        raise OpsError(
+            f"{color} is built from {build_key(color)} and the stack output imageRefs has no ref for it; "
+            f"pin it first: set {image_key(color)} to the ref it runs and remove {build_key(color)}"
+        )
+    return pin_values(color, ref)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -199,7 +246,8 @@ def restore_edit(config: StackConfig, keys: Iterable[str]) -> ConfigEdit:
 @dataclass(frozen=True)
 class Command:
     argv: tuple[str, ...]
-    stream: bool = False  # echo the output live (long runs such as `pulumi up`)
+    stream: bool = False  # echo the output live and keep its end (long runs such as `pulumi up`)
+    attach: bool = False  # the terminal's own stdout/stderr, nothing captured (`docker logs -f`)
 
     def __str__(self) -> str:
         return shlex.join(self.argv)
@@ -241,6 +289,9 @@ class PulumiCli:
             commands.append(self._command("config", "set-all", "--json", json.dumps(payload, sort_keys=True)))
         return commands
 
+    def version(self) -> Command:
+        return Command((self.binary, "version"))
+
 
 # --- running --------------------------------------------------------------------------------
 
@@ -272,21 +323,33 @@ class Runner(Protocol):
     def run(self, command: Command) -> Result: ...
 
 
-class SubprocessRunner:
-    """Runs commands for real. Streamed ones are echoed line by line; their last lines are kept."""
+MISSING_TOOL_HINTS = {
+    "pulumi": "install the Pulumi CLI, or build this repo's engine: scripts/engine/bootstrap.sh",
+    "docker": "install the Docker CLI (the docker client; the engine may be remote)",
+    "ssh": "install an OpenSSH client",
+}
 
-    def __init__(self, echo: Any = None, keep_lines: int = 400) -> None:
+
+class SubprocessRunner:
+    """Runs commands for real, in `env` (None: this process's). Streamed ones are echoed line by
+    line and their last lines kept; attached ones write to the terminal directly."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, echo: TextIO | None = None,
+                 keep_lines: int = 400) -> None:
+        self.env = dict(env) if env is not None else None
         self.echo = echo if echo is not None else sys.stdout
         self.keep_lines = keep_lines
 
     def run(self, command: Command) -> Result:
         try:
+            if command.attach:
+                return Result(subprocess.run(command.argv, env=self.env, check=False).returncode, "")
             if not command.stream:
-                done = subprocess.run(command.argv, capture_output=True, text=True, check=False)
+                done = subprocess.run(command.argv, env=self.env, capture_output=True, text=True, check=False)
                 return Result(done.returncode, done.stdout, done.stderr)
             kept: collections.deque[str] = collections.deque(maxlen=self.keep_lines)
             with subprocess.Popen(
-                command.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+                command.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
             ) as process:
                 assert process.stdout is not None
                 for line in process.stdout:
@@ -295,9 +358,9 @@ class SubprocessRunner:
                     kept.append(line)
             return Result(process.returncode, "".join(kept))
         except FileNotFoundError:
-            raise OpsError(
-                f"{command.argv[0]!r} not found on PATH (install the Pulumi CLI, or `source scripts/dev/env.sh`)"
-            ) from None
+            tool = command.argv[0]
+            hint = MISSING_TOOL_HINTS.get(tool.rsplit("/", 1)[-1], "install it")
+            raise OpsError(f"{tool!r} not found on PATH: {hint}") from None
 
 
 def run_checked(runner: Runner, command: Command, what: str) -> Result:
@@ -328,11 +391,56 @@ def read_outputs(runner: Runner, cli: PulumiCli) -> dict[str, Any]:
     return dict(cast(Mapping[str, Any], data)) if isinstance(data, Mapping) else {}
 
 
-def apply_edit(runner: Runner, cli: PulumiCli, change: ConfigEdit, log: Any) -> None:
+def apply_edit(runner: Runner, cli: PulumiCli, change: ConfigEdit, log: TextIO) -> None:
     for line in change.describe():
         print(f"  {line}", file=log)
     for command in cli.apply(change):
         run_checked(runner, command, "changing the stack config")
+
+
+# Exit codes of a config change + `pulumi up` (release, switch, rollback).
+DONE, UP_FAILED, EDIT_FAILED, RESTORE_FAILED = 0, 1, 2, 3
+
+
+def restore(runner: Runner, cli: PulumiCli, undo: ConfigEdit, log: TextIO, who: str) -> bool:
+    """Puts the config back; on failure lists the keys to restore by hand."""
+    try:
+        apply_edit(runner, cli, undo, log)
+    except OpsError as error:
+        print(f"{who}: could not restore the config: {error}", file=log)
+        print(f"{who}: restore these keys by hand:\n  " + "\n  ".join(undo.describe()), file=log)
+        return False
+    return True
+
+
+def apply_and_up(runner: Runner, cli: PulumiCli, change: ConfigChange, up: Command | None, log: TextIO,
+                 who: str, still_live: str | None = None) -> int:
+    """Applies `change.forward`, then runs `up` (None: config only). When the edit or the up
+    fails, applies `change.undo`, so the config again describes what is live.
+
+    DONE; UP_FAILED (config restored, pulumi's diagnostics printed); EDIT_FAILED (config
+    restored); RESTORE_FAILED (the keys to fix by hand are printed).
+    """
+    try:
+        apply_edit(runner, cli, change.forward, log)
+    except OpsError as error:
+        print(f"{who}: {error}", file=log)
+        return EDIT_FAILED if restore(runner, cli, change.undo, log, who) else RESTORE_FAILED
+    if up is None:
+        return DONE
+    result = runner.run(up)
+    if result.ok:
+        return DONE
+    print(f"{who}: pulumi up failed (exit {result.returncode}); restoring the config", file=log)
+    if not restore(runner, cli, change.undo, log, who):
+        return RESTORE_FAILED
+    live = f"{still_live} is still live; " if still_live else ""
+    print(f"{who}: {live}config restored. Last lines of pulumi up:", file=log)
+    print(result.tail(), file=log)
+    return UP_FAILED
+
+
+# --- outputs --------------------------------------------------------------------------------
 
 
 def image_refs(outputs: Mapping[str, Any]) -> dict[Color, str | None]:
@@ -346,18 +454,27 @@ def image_refs(outputs: Mapping[str, Any]) -> dict[Color, str | None]:
     return refs
 
 
+def image_ids(outputs: Mapping[str, Any]) -> dict[Color, str | None]:
+    """The `images` stack output: the image id of each color that has a server."""
+    raw = outputs.get("images")
+    ids: dict[Color, str | None] = {"blue": None, "green": None}
+    if isinstance(raw, Mapping):
+        for color in COLORS:
+            value = raw.get(color)
+            ids[color] = value if isinstance(value, str) and value else None
+    return ids
+
+
 def describe_outputs(outputs: Mapping[str, Any], colors: Sequence[Color] = COLORS) -> list[str]:
     """Summary lines: live color, each color's image ref and id, public URL."""
     if not outputs:
         return []
-    refs = image_refs(outputs)
-    ids = outputs.get("images") if isinstance(outputs.get("images"), Mapping) else {}
+    refs, ids = image_refs(outputs), image_ids(outputs)
     live = outputs.get("liveColor")
     lines = [f"live color: {live}"]
     for color in colors:
         role = "live" if color == live else "idle"
-        image_id = cast(Mapping[str, Any], ids).get(color)
-        suffix = f" ({image_id})" if isinstance(image_id, str) else ""
+        suffix = f" ({ids[color]})" if ids[color] else ""
         lines.append(f"{color} ({role}): {refs[color] or '-'}{suffix}")
     if isinstance(outputs.get("publicUrl"), str):
         lines.append(f"public URL: {outputs['publicUrl']}")

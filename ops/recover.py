@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Bring a stack back to a clean state after an interrupted or failed `pulumi up`.
+"""`bluegreen recover`: bring a stack back to a clean state after an interrupted or failed `pulumi up`.
 
-    scripts/recover.py --stack production [--cwd PROJECT_DIR] [--unlock]
+    bin/bluegreen --stack production recover [--unlock]
 
 For every state a killed CI runner, a Ctrl-C, a host reboot or a Docker daemon restart can
 leave behind, the same steps, each a no-op when there is nothing to do:
@@ -26,23 +25,32 @@ process that may still run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
-import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote, urlparse
 
-from bluegreen_ops import PROJECT, Command, OpsError, PulumiCli, Runner, SubprocessRunner, read_json, run_checked
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core import naming
+from core.naming import PROJECT
+from ops.docker_host import DockerHost
+from ops.pulumi_cli import Command, OpsError, PulumiCli, Runner, read_config, read_json, run_checked
 
+WHO = "bluegreen recover"
 CONTAINER_TYPE = "docker:index/container:Container"
+
+
+class LockHeldError(OpsError):
+    """A lock that may belong to an update still running: never released by this command."""
+
+    exit_code = 2
+
+
+class StepFailedError(OpsError):
+    exit_code = 1
 
 
 # --- pure logic -----------------------------------------------------------------------------
@@ -139,7 +147,7 @@ class RecoverCli(PulumiCli):
 
     def up_all(self, refresh: bool) -> Command:
         flags = ("--refresh",) if refresh else ()
-        return self._command("up", "--yes", "--skip-preview", *flags, "--message", "recover.py", stream=True)
+        return self._command("up", "--yes", "--skip-preview", *flags, "--message", WHO, stream=True)
 
     def preview_clean(self) -> Command:
         return self._command("preview", "--expect-no-changes", stream=True)
@@ -149,26 +157,7 @@ class RecoverCli(PulumiCli):
         return Command((self.binary, "whoami", "--output", "json", "--non-interactive", *cwd))
 
 
-def docker_ps(host: str, prefix: str) -> Command:
-    return Command(("docker", "--host", host, "ps", "--all", "--no-trunc", "--filter", f"name=^{prefix}-",
-                    "--format", "{{.Names}} {{.ID}}"))
-
-
-def docker_rm(host: str, names: Iterable[str]) -> Command:
-    return Command(("docker", "--host", host, "rm", "--force", *names))
-
-
 # --- running it -----------------------------------------------------------------------------
-
-
-def config_value(config: Mapping[str, Any], key: str, default: str) -> str:
-    entry = config.get(f"{PROJECT}:{key}")
-    value = entry.get("value") if isinstance(entry, Mapping) else None
-    return value if isinstance(value, str) and value else default
-
-
-class LockHeldError(OpsError):
-    """A lock that may belong to an update still running: never released by this script."""
 
 
 def release_lock(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> None:
@@ -177,70 +166,52 @@ def release_lock(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> 
     if backend is None:
         if unlock:
             run_checked(runner, cli.cancel(), "releasing the stack lock")
-            print("recover.py: 1. lock released (--unlock)", file=log)
+            print(f"{WHO}: 1. lock released (--unlock)", file=log)
         else:
-            print("recover.py: 1. lock: not a file:// backend, left alone (pass --unlock to release it)", file=log)
+            print(f"{WHO}: 1. lock: not a file:// backend, left alone (pass --unlock to release it)", file=log)
         return
     locks = read_locks(backend, cli.stack)
     if not locks:
-        print("recover.py: 1. lock: none", file=log)
+        print(f"{WHO}: 1. lock: none", file=log)
         return
     for lock in locks:
         why = lock_verdict(lock, socket.gethostname(), pid_alive, unlock)
         if why is not None:
             raise LockHeldError(why)
     run_checked(runner, cli.cancel(), "releasing the stack lock")
-    print(f"recover.py: 1. lock left by a pulumi process that is gone: released ({len(locks)})", file=log)
+    print(f"{WHO}: 1. lock left by a pulumi process that is gone: released ({len(locks)})", file=log)
 
 
 def recover(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> int:
+    try:
+        return _recover(runner, cli, unlock, log)
+    except LockHeldError:
+        raise
+    except OpsError as error:
+        raise StepFailedError(str(error)) from None
+
+
+def _recover(runner: Runner, cli: RecoverCli, unlock: bool, log: TextIO) -> int:
     release_lock(runner, cli, unlock, log)
-    config = read_json(runner, cli.config_json(), "reading the stack config")
-    prefix = config_value(config, "prefix", "medusa")
-    host = config_value(config, "dockerHost", "unix:///var/run/docker.sock")
+    config = read_config(runner, cli)
+    prefix, docker = config.prefix(), DockerHost(config.docker_host())
 
     state = read_json(runner, cli.export(), "reading the stack state")
     pending = pending_operations(state)
     if pending:
         run_checked(runner, cli.refresh_clearing_pending(), "pulumi refresh --clear-pending-creates")
         state = read_json(runner, cli.export(), "reading the stack state")
-    print(f"recover.py: 2. operations the interrupted run had not recorded, dropped: {pending}", file=log)
+    print(f"{WHO}: 2. operations the interrupted run had not recorded, dropped: {pending}", file=log)
 
-    listing = run_checked(runner, docker_ps(host, prefix), "listing the stack's containers").stdout
+    listing = run_checked(runner, docker.ps_all(prefix), "listing the stack's containers").stdout
     existing = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
     stray = orphans(existing, state_container_ids(state), prefix)
     if stray:
-        run_checked(runner, docker_rm(host, stray), "removing containers the state does not hold")
-    print(f"recover.py: 3. containers the state does not hold, removed: {', '.join(stray) or 'none'}", file=log)
+        run_checked(runner, docker.rm(stray), "removing containers the state does not hold")
+    print(f"{WHO}: 3. containers the state does not hold, removed: {', '.join(stray) or 'none'}", file=log)
 
     run_checked(runner, cli.up_all(refresh=not pending), "pulumi up")
-    print("recover.py: 4. pulumi up done", file=log)
+    print(f"{WHO}: 4. pulumi up done", file=log)
     run_checked(runner, cli.preview_clean(), "pulumi preview --expect-no-changes")
-    print(f"recover.py: 5. stack {cli.stack} is clean: pulumi preview shows no changes", file=log)
+    print(f"{WHO}: 5. stack {cli.stack} is clean: pulumi preview shows no changes", file=log)
     return 0
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--stack", required=True, help="stack name, e.g. production")
-    parser.add_argument("--cwd", default=None, help="the Pulumi project directory (default: current directory)")
-    parser.add_argument("--unlock", action="store_true",
-                        help="release a lock taken on another machine (only when no update runs there)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    cli = RecoverCli(stack=args.stack, cwd=args.cwd)
-    try:
-        return recover(SubprocessRunner(echo=sys.stdout), cli, args.unlock, sys.stderr)
-    except LockHeldError as error:
-        print(f"recover.py: {error}", file=sys.stderr)
-        return 2
-    except OpsError as error:
-        print(f"recover.py: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

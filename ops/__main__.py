@@ -1,0 +1,5 @@
+"""`python -m ops` (what bin/bluegreen runs)."""
+
+from ops.cli import main
+
+raise SystemExit(main())
