@@ -1,5 +1,5 @@
 # Front door: `make help` lists the targets. README.md explains each; day 2 is bin/bluegreen.
-.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults bench soak
+.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults test-guards bench soak
 .DEFAULT_GOAL := help
 
 help:                     ## this list
@@ -43,14 +43,20 @@ test-e2e: deps            ## the Docker harness, then real pulumi up/preview/ref
 
 # The e2e suite builds the engine (scripts/engine/bootstrap.sh) and the local images on first
 # use; both are cached outside the repo.
-test: deps lint           ## lint, unit, component, engine and e2e suites (the fault matrix has its own target)
+test: deps lint           ## lint, unit, component, engine and e2e suites (faults and guards have their own targets)
 	.venv/bin/python -m pytest tests/unit tests/component tests/engine tests/e2e -q -p no:cacheprovider \
-		--ignore=tests/e2e/test_faults.py
+		$(foreach suite,$(OWN_TARGET_SUITES),--ignore=$(suite))
 
-# Its own target because it would take `make test` past 15 minutes warm (it is ~10 minutes on
-# its own); .ci/run runs both.
-test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ...
-	.venv/bin/python -m pytest tests/e2e/test_faults.py -q -p no:cacheprovider
+# Suites with their own target, so `make test` stays under 15 minutes warm; .ci/run runs them all.
+FAULT_SUITES = tests/e2e/test_faults.py
+GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_policy.py
+OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES)
+
+test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)
+	.venv/bin/python -m pytest $(FAULT_SUITES) -q -p no:cacheprovider
+
+test-guards: deps         ## what keeps a running stack safe from our own changes: layout upgrade, policy pack (~3 min)
+	.venv/bin/python -m pytest $(GUARD_SUITES) -q -p no:cacheprovider
 
 bench: deps               ## prints numbers: router switch methods, image rebuild times
 	.venv/bin/python bench/switch_bench.py

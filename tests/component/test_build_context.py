@@ -9,13 +9,14 @@ must be one the case names (the build files BuildKit reads outside the context, 
 other Docker versions send).
 
 Needs the harness dockerd: started when it is not running (`harness/dockerd.sh start`, as
-scripts/dev/env.sh does) and left running, like the e2e suite leaves it. Never skipped: a
-daemon that cannot be had is a failure that says why.
+scripts/dev/env.sh does) and stopped again if this module started it, as the e2e suite does.
+Never skipped: a daemon that cannot be had is a failure that says why.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def docker_env() -> dict[str, str]:
+def docker_env() -> Iterator[dict[str, str]]:
+    dockerd = str(REPO / "harness/dockerd.sh")
+    was_running = subprocess.run([dockerd, "status"], capture_output=True, timeout=60, check=False).returncode == 0
     start = subprocess.run([str(REPO / "harness/dockerd.sh"), "start"], capture_output=True, text=True,
                            timeout=900, check=False)
     if start.returncode != 0:
@@ -42,7 +45,9 @@ def docker_env() -> dict[str, str]:
                            capture_output=True, text=True, timeout=60, check=False)
     if probe.returncode != 0:
         pytest.fail(f"no docker daemon at DOCKER_HOST={env.get('DOCKER_HOST')}: {probe.stderr.strip()[-2000:]}")
-    return env
+    yield env
+    if not was_running:
+        subprocess.run([dockerd, "stop"], capture_output=True, timeout=120, check=False)
 
 
 def sent(context: Path, out: Path, env: dict[str, str]) -> set[str]:
