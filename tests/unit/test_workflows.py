@@ -127,3 +127,11 @@ def test_every_stack_operation_starts_from_the_live_colors() -> None:
         first_sync = next(i for i, run in enumerate(runs) if sync in run)
         first_action = next(i for i, run in enumerate(runs) if acting in run)
         assert first_sync < first_action, name
+
+
+def test_the_pr_preview_runs_the_guard_policy_pack() -> None:
+    # Without it a PR that would replace the router or a data service previews green.
+    runs = [str(step.get("run", "")) for step in _steps(load("preview.yml"))]
+    previews = [run for run in runs if "pulumi preview" in run]
+    assert previews and all("--policy-pack policy" in run for run in previews)
+    assert (REPO / "policy" / "PulumiPolicy.yaml").is_file()
