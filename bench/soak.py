@@ -15,7 +15,7 @@ Then it asserts that the counts stayed flat after the first releases (the image 
 and checks that the live route serves that version with no failed request. The stack, its
 volumes and its images are removed at the end, also after a failure.
 
-Own prefix and ports (soak, 127.0.0.1:38080/39080), so the e2e stacks can run beside it.
+Own prefix and ports (soak, 127.0.0.1:30080/31080), so the e2e stacks can run beside it.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from tests.e2e.project import (  # noqa: E402
 )
 
 PREFIX = "soak"
-HTTP_PORT = 38080
-PREVIEW_PORT = 39080
+HTTP_PORT = 30080
+PREVIEW_PORT = 31080
 LIVE = f"http://127.0.0.1:{HTTP_PORT}/"
 APP_REPOSITORY = f"{PREFIX}-app"  # where the program tags built images (components/stack.py)
 KEEP = 3  # releases.keep, its default

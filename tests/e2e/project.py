@@ -108,9 +108,25 @@ class PulumiStack:
         return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)
 
 
+def ephemeral_ports() -> range:
+    low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    return range(low, high + 1)
+
+
 def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrides: Any) -> dict[str, Any]:
     """Config every e2e stack shares: harness images, loopback-only router, no Meilisearch
-    (no binary or image of it can be had here), rate limits above the test load."""
+    (no binary or image of it can be had here), rate limits above the test load.
+
+    A published port inside the kernel's ephemeral range is refused: any outgoing connection or
+    plugin listening on port 0 may hold it at that moment, and the router then fails to start
+    ("bind: address already in use"), seen once in this suite."""
+    ephemeral = ephemeral_ports()
+    for port in (http_port, preview_port):
+        if port in ephemeral:
+            raise ValueError(
+                f"stack {prefix}: port {port} is in the ephemeral range {ephemeral.start}-{ephemeral.stop - 1}; "
+                "pick one below it"
+            )
     return {
         "domain": "localhost",
         "prefix": prefix,

@@ -1,6 +1,6 @@
 """bin/bluegreen for real: status, switch, logs and doctor on a small stack of their own.
 
-Prefix e2ecli, ports 127.0.0.1:58180 (live) / 59180 (preview), so the other e2e stacks can run
+Prefix e2ecli, ports 127.0.0.1:24080 (live) / 25080 (preview), so the other e2e stacks can run
 beside it. One `pulumi up` (blue v1), one `release` (green v2, blue stays warm), then the verbs
 in the order an operator would use them; the commands the CLI prints are run as printed.
 """
@@ -25,7 +25,7 @@ from tests.e2e.load import Load
 from tests.e2e.project import REPO, PulumiStack, Run, destroy_with_data, docker, local_stack_config
 
 PREFIX = "e2ecli"
-HTTP_PORT, PREVIEW_PORT = 58180, 59180
+HTTP_PORT, PREVIEW_PORT = 24080, 25080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
 V1, V2 = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2"
 BLUEGREEN = str(REPO / "bin/bluegreen")

@@ -34,7 +34,7 @@ from tests.e2e.load import Load, LoadReport
 from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, docker, local_stack_config
 
 PREFIX = "e2efault"
-HTTP_PORT = 48080
+HTTP_PORT = 20080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
 ROUTER = f"{PREFIX}-router"
 POSTGRES = f"{PREFIX}-postgres"
@@ -46,7 +46,7 @@ PHASE_TIMEOUT = 120.0
 SERVES_AFTER_DAEMON_RESTART_WITHIN = 90.0
 
 BASE_CONFIG: dict[str, Any] = local_stack_config(
-    PREFIX, HTTP_PORT, 49080,
+    PREFIX, HTTP_PORT, 21080,
     healthGate={"deadlineSeconds": 12, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 1},
     medusa={"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5, "env": SLOW_APP},
 )

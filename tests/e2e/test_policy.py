@@ -20,7 +20,7 @@ from tests.e2e.conftest import measure
 from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, local_stack_config
 
 PREFIX = "e2epol"
-HTTP_PORT, PREVIEW_PORT = 58080, 59080
+HTTP_PORT, PREVIEW_PORT = 22080, 23080
 V1, V2 = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2"
 PACK = "medusa-bluegreen-guard"
 
