@@ -14,6 +14,7 @@ MIGRATE_DELAY_MS) so that each phase of a release lasts long enough to be hit.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -105,6 +106,22 @@ def fleet(engine: dict[str, str], workdir: Path) -> Iterator[Fleet]:
     for line in MATRIX:
         measure(f"  {line}")
     destroy_with_data(stack, PREFIX)
+    # A SIGKILLed `pulumi up` leaves its language host and plugins running (they are its children,
+    # not the test's); they would hold ports and memory after the suite.
+    stop_processes_of(workdir)
+
+
+def stop_processes_of(workdir: Path) -> None:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if f"{workdir}/" in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def psql(sql: str) -> str:
