@@ -43,6 +43,7 @@ from tests.e2e.project import (  # noqa: E402
     docker,
     engine_env,
     local_stack_config,
+    remove_leftovers,
 )
 
 PREFIX = "soak"
@@ -151,6 +152,7 @@ def soak(releases: int, scratch: Path, env: dict[str, str]) -> list[str]:
     project = scratch / "project"
     project.mkdir()
     shutil.copytree(REPO / "harness/images/testapp", app)
+    remove_leftovers(PREFIX)
     stack = PulumiStack(project, env, stack=PREFIX)
     stack.set_config(local_stack_config(
         PREFIX, HTTP_PORT, PREVIEW_PORT,

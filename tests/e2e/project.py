@@ -143,8 +143,28 @@ def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrid
 def destroy_with_data(stack: PulumiStack, prefix: str) -> None:
     """Data volumes outlive `pulumi destroy` by design; a throwaway test stack removes them too."""
     stack.run("destroy", "--yes", check=False)
-    for volume in docker("volume", "ls", "-q", "--filter", f"name=^{prefix}-").split():
+    remove_leftovers(prefix)
+
+
+def remove_leftovers(prefix: str) -> None:
+    """Remove every container, network and volume named `<prefix>-...` on the harness dockerd.
+
+    Each e2e module starts from a fresh state file, so what a run killed before its teardown
+    left behind (the dockerd's data outlives the run) is no longer Pulumi's; without this the
+    next run's first create fails with "network with name e2e-net already exists"."""
+    name = f"name=^{prefix}-"
+    containers = docker("ps", "-aq", "--filter", name).split()
+    if containers:
+        docker("rm", "-f", "-v", *containers, check=False)
+    for network in docker("network", "ls", "-q", "--filter", name).split():
+        docker("network", "rm", network, check=False)
+    for volume in docker("volume", "ls", "-q", "--filter", name).split():
         docker("volume", "rm", "-f", volume, check=False)
+    left = [kind for kind, cmd in (("containers", ("ps", "-aq")), ("networks", ("network", "ls", "-q")),
+                                   ("volumes", ("volume", "ls", "-q")))
+            if docker(*cmd, "--filter", name)]
+    if left:
+        raise AssertionError(f"leftover {', '.join(left)} named {prefix}-* could not be removed")
 
 
 def docker(*args: str, check: bool = True) -> str:

@@ -22,7 +22,7 @@ import yaml
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import REPO, PulumiStack, Run, destroy_with_data, docker, local_stack_config
+from tests.e2e.project import REPO, PulumiStack, Run, destroy_with_data, docker, local_stack_config, remove_leftovers
 
 PREFIX = "e2ecli"
 HTTP_PORT, PREVIEW_PORT = 24080, 25080
@@ -41,6 +41,7 @@ CONFIG: dict[str, Any] = local_stack_config(
 
 @pytest.fixture(scope="module")
 def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
+    remove_leftovers(PREFIX)
     stack = PulumiStack(workdir, engine, stack=PREFIX)
     stack.set_config({**CONFIG, "dockerHost": engine["DOCKER_HOST"]})
     run = stack.up()

@@ -32,7 +32,16 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load, LoadReport
-from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, docker, local_stack_config
+from tests.e2e.project import (
+    REPO,
+    PulumiStack,
+    Run,
+    container_id,
+    destroy_with_data,
+    docker,
+    local_stack_config,
+    remove_leftovers,
+)
 
 PREFIX = "e2efault"
 HTTP_PORT = 20080
@@ -95,6 +104,7 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(engine: dict[str, str], workdir: Path) -> Iterator[Fleet]:
+    remove_leftovers(PREFIX)
     stack = PulumiStack(workdir, engine, stack="faults")
     fleet = Fleet(stack)
     fleet.configure("blue", {"blue": fleet.new_image()})

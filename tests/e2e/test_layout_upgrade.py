@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import measure
-from tests.e2e.project import PROJECT_FILES, REPO, PulumiStack, copy_program, destroy_with_data, local_stack_config
+from tests.e2e.project import (
+    PROJECT_FILES,
+    REPO,
+    PulumiStack,
+    copy_program,
+    destroy_with_data,
+    local_stack_config,
+    remove_leftovers,
+)
 
 OLD_LAYOUT = "d53ae79"
 OLD_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "nginx"]
@@ -49,6 +57,7 @@ def old_program(into: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def old_stack(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiStack]:
+    remove_leftovers(PREFIX)
     base = tmp_path_factory.mktemp("upgrade")
     workdir = base / "stack"
     workdir.mkdir()

@@ -19,7 +19,15 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import REPO, PulumiStack, container_id, destroy_with_data, docker, local_stack_config
+from tests.e2e.project import (
+    REPO,
+    PulumiStack,
+    container_id,
+    destroy_with_data,
+    docker,
+    local_stack_config,
+    remove_leftovers,
+)
 
 PREFIX = "e2emed"
 HTTP_PORT = 28080
@@ -54,6 +62,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
+    remove_leftovers(PREFIX)
     stack = PulumiStack(workdir, engine, stack="medusa")
     yield stack
     destroy_with_data(stack, PREFIX)

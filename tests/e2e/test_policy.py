@@ -17,7 +17,15 @@ import pytest
 
 from policy.guard import POLICY_NAME, deployed_from_export, parse_urn
 from tests.e2e.conftest import measure
-from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, local_stack_config
+from tests.e2e.project import (
+    REPO,
+    PulumiStack,
+    Run,
+    container_id,
+    destroy_with_data,
+    local_stack_config,
+    remove_leftovers,
+)
 
 PREFIX = "e2epol"
 HTTP_PORT, PREVIEW_PORT = 22080, 23080
@@ -55,6 +63,7 @@ def guarded_preview(stack: PulumiStack, label: str, **changes: Any) -> Run:
 
 @pytest.fixture(scope="module")
 def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
+    remove_leftovers(PREFIX)
     stack = new_stack(workdir, engine, PREFIX)
     try:
         run = stack.up("--policy-pack", "policy")

@@ -20,7 +20,16 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import REPO, PulumiStack, Run, container_id, destroy_with_data, docker, local_stack_config
+from tests.e2e.project import (
+    REPO,
+    PulumiStack,
+    Run,
+    container_id,
+    destroy_with_data,
+    docker,
+    local_stack_config,
+    remove_leftovers,
+)
 
 PREFIX = "e2e"
 V1, V2 = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2"
@@ -38,6 +47,7 @@ BASE_CONFIG: dict[str, Any] = local_stack_config(
 
 @pytest.fixture(scope="module")
 def stack(engine: dict[str, str], workdir: Path) -> Iterator[PulumiStack]:
+    remove_leftovers(PREFIX)
     stack = PulumiStack(workdir, engine)
     stack.set_config({**BASE_CONFIG, "dockerHost": engine["DOCKER_HOST"]})
     yield stack
