@@ -70,6 +70,7 @@ def render(router: Router, blue: str, green: str) -> str:
             listen_http=router.ports.http,
             listen_https=router.ports.https,
             listen_preview=router.ports.preview,
+            listen_probe=router.ports.probe,
             # One client address sends all the load; the per-client limit is not under test.
             rate_limit_per_second=100_000,
             rate_limit_burst=100_000,

@@ -134,7 +134,6 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         f"{target}-health-gate",
         spec=inputs.gate_spec(settings, target),
         triggers=[target_stack.image.image_id, target_stack.server.id, preview.command.id],
-        headers=inputs.preview_headers(settings),
         opts=pulumi.ResourceOptions(depends_on=[preview.command]),
     )
     live = router.switch("live", target, triggers=[gate.id], depends_on=[gate])
@@ -142,7 +141,6 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "post-switch-check",
         spec=inputs.post_switch_spec(settings, target),
         triggers=[live.command.id],
-        headers={"Host": settings.domain},
         rollback=live.undo,
         opts=pulumi.ResourceOptions(depends_on=[live.command]),
     )

@@ -13,14 +13,14 @@ from pydantic import SecretStr
 from core.app_build import BuildPlan, plan_build
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
-from core.naming import Color
+from core.naming import Color, router_container
 from core.router_config import (
-    PREVIEW_TOKEN_HEADER,
     TLS_IN_ROUTER,
     RouterConfigInput,
     docker_upstreams,
     meilisearch_upstream,
 )
+from core.router_control import live_probe_url, preview_probe_url
 from core.settings import Settings
 
 # Relative build contexts are relative to the project (where Pulumi.yaml is).
@@ -85,26 +85,26 @@ def _gate_timing(settings: Settings) -> dict[str, object]:
 
 
 def gate_spec(settings: Settings, color: Color) -> PollSpec:
-    """The health gate: the target color through the preview route, before any traffic."""
-    return PollSpec(url=f"{settings.preview_url}{settings.health_gate.path}", color=color, **_gate_timing(settings))  # type: ignore[arg-type]
-
-
-def preview_headers(settings: Settings) -> dict[str, str] | None:
-    token = revealed(settings.preview_token)
-    return {PREVIEW_TOKEN_HEADER: token} if token else None
-
-
-def live_probe_url(settings: Settings) -> str:
-    router = settings.router
-    scheme, port = ("https", router.https_port) if settings.tls.enabled else ("http", router.http_port)
-    return f"{scheme}://{router.probe_host}:{port}{settings.health_gate.path}"
+    """The health gate: the target color through the preview route, before any traffic. The
+    request runs inside the router container (rule 6b), so it needs neither a published preview
+    port nor the preview token."""
+    return PollSpec(
+        url=preview_probe_url(settings.health_gate.path), color=color,
+        via_router=router_container(settings.prefix), docker_host=settings.docker_host,
+        **_gate_timing(settings),  # type: ignore[arg-type]
+    )
 
 
 def post_switch_spec(settings: Settings, color: Color) -> PollSpec:
-    """The check after the flip: the live route, by IP with the site's Host header, so the
-    certificate cannot match (verify_tls off)."""
+    """The check after the flip: the live route as a customer's request meets it (the public
+    server block, with the site's Host header), from inside the router container like the gate."""
     timing = {
         **_gate_timing(settings),
         "deadline_seconds": min(POST_SWITCH_DEADLINE_SECONDS, settings.health_gate.deadline_seconds),
     }
-    return PollSpec(url=live_probe_url(settings), color=color, verify_tls=False, **timing)  # type: ignore[arg-type]
+    return PollSpec(
+        url=live_probe_url(settings.health_gate.path, tls=settings.tls.enabled), color=color,
+        headers={"Host": settings.domain}, verify_tls=False,
+        via_router=router_container(settings.prefix), docker_host=settings.docker_host,
+        **timing,  # type: ignore[arg-type]
+    )

@@ -27,6 +27,11 @@ DOCKER_DNS = "127.0.0.11"
 HTTP_PORT = 80
 HTTPS_PORT = 443
 PREVIEW_PORT = 8081
+# The preview route again, on the container's loopback only and without the token guard: the
+# health gate reaches it with `docker exec` (core/router_control.probe_argv), so no port is
+# published for it and no token crosses a network (rule 6b).
+PROBE_PORT = 8082
+LOOPBACK = "127.0.0.1"
 
 # How long a dead color can keep being tried: nginx re-asks Docker's DNS after
 # RESOLVER_VALID_SECONDS (a stopped container's name is gone at once, so the answer is a 502
@@ -38,6 +43,8 @@ CONNECT_TIMEOUT_SECONDS = 1
 # The header that opens the preview route when a preview token is set; nginx sees a header as
 # $http_<lowercase name, dashes as underscores>.
 PREVIEW_TOKEN_HEADER = "X-Bluegreen-Preview-Token"
+# The header nginx adds to every proxied answer: which color served it.
+COLOR_HEADER = "X-Bluegreen-Color"
 _PREVIEW_TOKEN_VARIABLE = "$http_" + PREVIEW_TOKEN_HEADER.lower().replace("-", "_")
 
 _PLACEHOLDER = re.compile(r"{{([a-z_]+)}}")
@@ -63,6 +70,7 @@ class RouterConfigInput:
     listen_http: int = HTTP_PORT
     listen_https: int = HTTPS_PORT
     listen_preview: int = PREVIEW_PORT
+    listen_probe: int = PROBE_PORT
     public_https_port: int = 443
     tls: TlsFiles | None = None
     meilisearch_upstream: str | None = None
@@ -146,7 +154,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
     proxy_live = [
         "proxy_pass http://$bg_live_upstream;",
         *_proxy_common(),
-        "add_header X-Bluegreen-Color $bg_live always;",
+        f"add_header {COLOR_HEADER} $bg_live always;",
         *headers,
     ]
     resolver = (
@@ -235,15 +243,23 @@ def render_router_config(spec: RouterConfigInput) -> str:
             ],
             2,
         )
-    parts.append(
-        _fill(
-            "preview-server.conf.tmpl",
-            {
-                **common,
-                "listen_preview": str(spec.listen_preview),
-                "token_guard": token_guard,
-                "proxy_common": _indent(_proxy_common(), 2),
-            },
+    # The token opens the route; it is never passed on to Medusa.
+    proxy_preview = _indent([*_proxy_common(), f'proxy_set_header {PREVIEW_TOKEN_HEADER} "";'], 2)
+    for purpose, listen, guard in (
+        ("The published preview route (loopback by default), for people", str(spec.listen_preview), token_guard),
+        ("The probe route: loopback of the container, for `docker exec`", f"{LOOPBACK}:{spec.listen_probe}", ""),
+    ):
+        parts.append(
+            _fill(
+                "preview-server.conf.tmpl",
+                {
+                    **common,
+                    "purpose": purpose,
+                    "listen_preview": listen,
+                    "token_guard": guard,
+                    "proxy_common": proxy_preview,
+                    "color_header": COLOR_HEADER,
+                },
+            )
         )
-    )
     return "\n".join(parts)

@@ -3,7 +3,9 @@ the router container, and the typed reading of what the script prints back.
 
 One module owns both halves so the text the script prints is parsed next to the argv that asked
 for it, and nothing outside reads that text. A flip is a `switch`: it names what it replaced,
-which is all the undo needs (`SwitchResult.undo`).
+which is all the undo needs (`SwitchResult.undo`). A probe is one HTTP request made by curl
+inside the router container, so the health gate needs no published port and no token on a
+network (rule 6b): `probe_argv` builds it, `parse_probe` reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.naming import COLORS, Color
-from core.router_config import SCRIPT_PATH
+from core.router_config import COLOR_HEADER, HTTP_PORT, HTTPS_PORT, LOOPBACK, PROBE_PORT, SCRIPT_PATH
 
 Route = Literal["live", "preview"]
 ROUTES: tuple[Route, Route] = ("live", "preview")
@@ -104,3 +106,52 @@ def parse_switch(stdout: str) -> SwitchResult:
         previous=_color(match["previous"], "previous color"),
         current=_color(match["current"], "current color"),
     )
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+# curl prints this line after the body: `<mark> <status> <color header or empty>`.
+_PROBE_MARK = "__bluegreen_probe__"
+_PROBED = re.compile(rf"\n{_PROBE_MARK} (?P<status>[0-9]{{3}}) ?(?P<color>\S*)\s*$")
+
+
+def preview_probe_url(path: str) -> str:
+    """The preview route as the probe sees it: the router's own loopback listener."""
+    return f"http://{LOOPBACK}:{PROBE_PORT}{path}"
+
+
+def live_probe_url(path: str, tls: bool) -> str:
+    """The public route as the probe sees it. Over TLS the certificate is not checked (curl -k):
+    the probe talks to its own container by IP, and what it proves is the route, not the cert."""
+    return f"https://{LOOPBACK}:{HTTPS_PORT}{path}" if tls else f"http://{LOOPBACK}:{HTTP_PORT}{path}"
+
+
+def probe_argv(router: str, url: str, headers: Mapping[str, str], timeout_seconds: float) -> list[str]:
+    """One request from inside the router container. Needs curl >= 7.84 in the router image (the
+    official Debian-based nginx images have it). Headers land on argv: never pass a secret."""
+    argv = [
+        "docker", "exec", router, "curl", "--silent", "--show-error", "--insecure",
+        "--max-time", f"{timeout_seconds:g}", "--output", "-",
+        "--write-out", f"\n{_PROBE_MARK} %{{http_code}} %header{{{COLOR_HEADER.lower()}}}",
+    ]
+    for name, value in headers.items():
+        argv += ["--header", f"{name}: {value}"]
+    return [*argv, url]
+
+
+@dataclass(frozen=True)
+class ProbeReply:
+    status: int | None  # None when no HTTP answer came back
+    color: str | None  # the router's color header, when present
+    body: str
+    error: str | None  # why no HTTP answer came back
+
+
+def parse_probe(returncode: int, stdout: str, stderr: str) -> ProbeReply:
+    match = _PROBED.search(stdout)
+    if returncode != 0 or match is None or match["status"] == "000":
+        problem = stderr.strip() or stdout.strip() or f"exit {returncode}"
+        if "executable file not found" in problem and "curl" in problem:
+            problem = f"the router image has no curl, which the in-host probe needs: {problem}"
+        return ProbeReply(None, None, "", f"probe failed (exit {returncode}): {problem[-300:]}")
+    return ProbeReply(int(match["status"]), match["color"] or None, stdout[: match.start()], None)

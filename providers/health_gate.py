@@ -1,4 +1,5 @@
-"""The health gate: a dynamic provider that proves a color healthy over HTTP.
+"""The health gate: a dynamic provider that proves a color healthy over HTTP (core.health_poll;
+from inside the router container when the spec names it).
 
 It polls (core.health_poll) whenever what it guards changes (the URL, the color, the
 image, the container ids passed as `triggers`) and not otherwise, so a no-op `pulumi up`
@@ -121,7 +122,7 @@ class HealthGate(dynamic.Resource):
         props: dict[str, Any] = {
             **{key: getattr(spec, key) for key in _SPEC_KEYS},
             "triggers": list(triggers),
-            "headers": as_secret(headers) if headers is not None else {},
+            "headers": as_secret(headers) if headers is not None else dict(spec.headers),
             "rollback": rollback,
             "result": None,
         }

@@ -184,6 +184,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         elif url.path == "/_release":
             self.server.release_event(query.get("id", "default")).set()
             self._reply(200, "released\n")
+        elif url.path == "/_headers":  # what reached the color, to check what the router strips
+            self._reply(200, json.dumps(dict(self.headers.items())), "application/json")
         elif url.path == "/_stats":
             with self.server.lock:
                 stats = {
@@ -441,6 +443,7 @@ class Ports:
     http: int = field(default_factory=free_port)
     https: int = field(default_factory=free_port)
     preview: int = field(default_factory=free_port)
+    probe: int = field(default_factory=free_port)
 
 
 MAIN_CONF = """\
@@ -473,7 +476,7 @@ def loopback_only(config: str) -> str:
     the ports on the configured host address; on a test machine that would expose the ports
     on every interface. Only the listen address changes; the rest stays byte for byte.
     """
-    bound, count = re.subn(r"^(\s*listen )(\d+)\b", r"\g<1>127.0.0.1:\2", config, flags=re.MULTILINE)
+    bound, count = re.subn(r"^(\s*listen )(\d+)(?=[\s;])", r"\g<1>127.0.0.1:\2", config, flags=re.MULTILINE)
     if count == 0 or re.search(r"^\s*listen \d+[\s;]", bound, flags=re.MULTILINE):
         raise HarnessError("unexpected listen directives in the rendered config")
     return bound
@@ -560,7 +563,7 @@ class Router:
 
     def listening_ports(self) -> list[int]:
         text = self.config.read_text() if self.config.exists() else ""
-        ports = (self.ports.http, self.ports.https, self.ports.preview)
+        ports = (self.ports.http, self.ports.https, self.ports.preview, self.ports.probe)
         return [p for p in ports if re.search(rf"^\s*listen (127\.0\.0\.1:)?{p}\b", text, flags=re.MULTILINE)]
 
     def wait_ready(self, timeout: float = 30.0) -> None:

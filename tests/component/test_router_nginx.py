@@ -110,6 +110,7 @@ def render(
             listen_http=router.ports.http,
             listen_https=router.ports.https,
             listen_preview=router.ports.preview,
+            listen_probe=router.ports.probe,
             public_https_port=router.ports.https,
             tls=TlsFiles(str(tls[0]), str(tls[1])) if tls else None,
             **settings,
@@ -264,6 +265,29 @@ def test_preview_token_guard(make_router: Callable[[], Router], upstreams: dict[
     assert preview(router, "/_bluegreen/health", headers=None).status == 200
     allowed = preview(router)
     assert (allowed.status, allowed.color) == (200, "blue")
+
+
+def test_the_preview_token_is_never_forwarded_to_a_color(
+    make_router: Callable[[], Router], upstreams: dict[str, Upstream]
+) -> None:
+    router = make_router()
+    boot(router, render(router, addresses(upstreams)))
+    reached = preview(router, "/_headers")
+    assert reached.status == 200
+    assert PREVIEW_TOKEN not in reached.body and "preview-token" not in reached.body.lower()
+
+
+def test_the_probe_listener_serves_the_preview_route_without_a_token(
+    make_router: Callable[[], Router], upstreams: dict[str, Upstream]
+) -> None:
+    """The health gate's in-container probe sends no token: its listener is the container's
+    loopback, which only `docker exec` reaches."""
+    router = make_router()
+    boot(router, render(router, addresses(upstreams)))
+    router.switch("preview", "green")
+    probed = router.get("/", port=router.ports.probe)
+    assert (probed.status, probed.color) == (200, "green")
+    assert preview(router, headers=None).status == 404  # the published one still wants the token
 
 
 # ---------------------------------------------------------------------------------------------

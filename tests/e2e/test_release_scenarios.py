@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from core.router_config import PREVIEW_TOKEN_HEADER
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
 from tests.e2e.project import (
@@ -34,10 +35,11 @@ from tests.e2e.project import (
 PREFIX = "e2e"
 V1, V2 = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2"
 HTTP_PORT = 18080
+PREVIEW_PORT = 19080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
 
 BASE_CONFIG: dict[str, Any] = local_stack_config(
-    PREFIX, HTTP_PORT, 19080,
+    PREFIX, HTTP_PORT, PREVIEW_PORT,
     activeColor="blue",
     blueImage=V1,
     healthGate={"deadlineSeconds": 15, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
@@ -175,6 +177,32 @@ def test_c2_failed_migration_stops_the_release_before_the_flip(stack: PulumiStac
     backups = docker("exec", f"{PREFIX}-postgres", "ls", "/backups").split()
     assert any("badmigrate" in name for name in backups), "the backup ran before the migration"
     assert live()["color"] == "green"
+
+
+PREVIEW_TOKEN = "e2e-preview-token-0123456789abcdef"
+
+
+def test_c3_the_preview_token_stays_out_of_the_gate_the_app_and_the_state(stack: PulumiStack) -> None:
+    """The gate probes inside the router (no token needed); a person previewing with the token
+    gets the idle color, which never sees the token; a failed gate's message never holds it."""
+    given(stack, "green", blue=V1, green=V2)
+    configure(stack, activeColor="blue", blueImage=V2, greenImage=V2)
+    stack.run("config", "set", "--secret", "previewToken", PREVIEW_TOKEN)
+    stack.up()
+    preview = f"http://127.0.0.1:{PREVIEW_PORT}/_debug/headers"
+    assert requests.get(preview, timeout=5).status_code == 404
+    seen = requests.get(preview, headers={PREVIEW_TOKEN_HEADER: PREVIEW_TOKEN}, timeout=5)
+    assert seen.status_code == 200, seen.text
+    assert PREVIEW_TOKEN not in seen.text and PREVIEW_TOKEN_HEADER.lower() not in seen.text.lower()
+    assert PREVIEW_TOKEN not in stack.run("stack", "export").stdout
+
+    configure(stack, activeColor="green", blueImage=V2, greenImage="medusa-bg/testapp:never-healthy")
+    stack.run("config", "set", "--secret", "previewToken", PREVIEW_TOKEN)
+    failed = stack.up(check=False)
+    assert failed.returncode != 0 and "health gate failed for color green" in failed.output, failed.output[-3000:]
+    assert f"via {PREFIX}-router" in failed.output
+    assert PREVIEW_TOKEN not in failed.output
+    assert live()["color"] == "blue"
 
 
 def test_d_manual_switch_back_is_fast_and_reuses_the_warm_color(stack: PulumiStack) -> None:

@@ -57,6 +57,8 @@ function route(req, res) {
       return healthy() && hostAccepted(req) ? send(res, 200, 'OK', 'text/plain') : send(res, 503, 'Service Unavailable', 'text/plain');
     case '/':
       return send(res, 200, { color: COLOR, version: build.version, mode: MODE });
+    case '/_debug/headers': // what reached the app, so a test can check what the router strips
+      return send(res, 200, { color: COLOR, headers: req.headers });
     case '/slow': {
       const ms = Math.min(Number(url.searchParams.get('ms') || 1000), 600000);
       setTimeout(() => send(res, 200, { color: COLOR, version: build.version, slept_ms: ms }), ms);

@@ -2,8 +2,18 @@
 
 import pytest
 
-from core.router_config import SCRIPT_PATH
-from core.router_control import RouterProtocolError, SwitchResult, parse_switch, switch_argv
+from core.router_config import HTTP_PORT, HTTPS_PORT, PROBE_PORT, SCRIPT_PATH
+from core.router_control import (
+    ProbeReply,
+    RouterProtocolError,
+    SwitchResult,
+    live_probe_url,
+    parse_probe,
+    parse_switch,
+    preview_probe_url,
+    probe_argv,
+    switch_argv,
+)
 
 
 def test_a_flip_reads_back_as_what_it_replaced() -> None:
@@ -30,3 +40,31 @@ def test_a_switch_that_changed_nothing_has_no_undo() -> None:
 def test_anything_else_is_a_protocol_error(stdout: str) -> None:
     with pytest.raises(RouterProtocolError):
         parse_switch(stdout)
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+
+def test_a_probe_is_curl_inside_the_router_with_headers_and_no_secret() -> None:
+    argv = probe_argv("shop-router", preview_probe_url("/health"), {"Host": "shop.example.com"}, 5)
+    assert argv[:4] == ["docker", "exec", "shop-router", "curl"]
+    assert argv[-1] == f"http://127.0.0.1:{PROBE_PORT}/health"
+    assert "Host: shop.example.com" in argv and "--max-time" in argv
+
+
+def test_a_probe_reply_reads_back_status_color_and_body() -> None:
+    reply = parse_probe(0, 'ok {"db": "up"}\n__bluegreen_probe__ 200 green', "")
+    assert reply == ProbeReply(200, "green", 'ok {"db": "up"}', None)
+    assert parse_probe(0, "starting\n__bluegreen_probe__ 503 ", "").color is None
+
+
+def test_a_probe_without_an_answer_says_why() -> None:
+    refused = parse_probe(7, "\n__bluegreen_probe__ 000 ", "curl: (7) Failed to connect to 127.0.0.1 port 8082")
+    assert refused.status is None and refused.error is not None and "Failed to connect" in refused.error
+    no_curl = parse_probe(126, "", 'OCI runtime exec failed: exec: "curl": executable file not found in $PATH')
+    assert no_curl.error is not None and "the router image has no curl" in no_curl.error
+
+
+def test_the_live_probe_takes_the_public_server_with_or_without_tls() -> None:
+    assert live_probe_url("/health", tls=True) == f"https://127.0.0.1:{HTTPS_PORT}/health"
+    assert live_probe_url("/health", tls=False) == f"http://127.0.0.1:{HTTP_PORT}/health"

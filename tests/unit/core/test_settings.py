@@ -1,5 +1,6 @@
 """Every bad input gets a clear, specific error before any resource exists (rule 10)."""
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -253,8 +254,7 @@ def test_shipped_local_stack_is_valid():
     assert settings.meilisearch.enabled is False
 
 
-def test_shipped_production_stack_only_lacks_its_secrets():
-    with pytest.raises(SettingsError) as caught:
-        load_settings(_stack_file("production"))
-    assert [p.split(":")[0] for p in caught.value.problems] == ["previewToken"]
-    load_settings({**_stack_file("production"), "previewToken": "a-long-random-preview-token"})
+def test_shipped_production_stack_loads_and_publishes_no_preview_route():
+    settings = load_settings(_stack_file("production"))
+    assert ipaddress.ip_address(settings.router.preview_bind_address).is_loopback
+    assert settings.docker_host.startswith("ssh://") and settings.tls.enabled
