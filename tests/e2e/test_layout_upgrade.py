@@ -1,13 +1,17 @@
-"""A stack created by the program before the layout change previews no change on today's code.
+"""A stack created by the program before the layout change upgrades to today's code in one
+`pulumi up` that replaces and deletes nothing, and then previews no change.
 
 The old program is commit OLD_LAYOUT (main before the move to core/, components/, providers/),
-taken from this repository's history. Real engine, real dockerd: the resource names, type tokens
-and inputs must all have survived the move, and the state's pickled health-gate provider must
-still load (`pulumi refresh` unpickles it from its old module path).
+taken from this repository's history. Real engine, real dockerd: the resource names and type
+tokens must all have survived the move (else the preview would replace them), and the state's
+pickled health-gate provider must still load (`pulumi refresh` unpickles it from its old module
+path). Behaviour changed since (the gate's in-router probe, rule 6b) may update resources in
+place: the router config and the gates.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tarfile
@@ -23,6 +27,7 @@ from tests.e2e.project import (
     PROJECT_FILES,
     REPO,
     PulumiStack,
+    container_id,
     copy_program,
     destroy_with_data,
     local_stack_config,
@@ -68,20 +73,32 @@ def old_stack(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     destroy_with_data(stack, PREFIX)
 
 
-def test_a_stack_from_the_old_layout_previews_no_change_on_the_new_one(old_stack: PulumiStack) -> None:
+# Operations that would mean an upgrade touches what it must not (docs/rules.md, rules 1 and 10c).
+DESTRUCTIVE = {"replace", "create-replacement", "delete-replaced", "delete", "discard"}
+
+
+def test_a_stack_from_the_old_layout_upgrades_in_place_and_then_previews_no_change(old_stack: PulumiStack) -> None:
     created = old_stack.up()
     measure(f"layout upgrade: the old program's first pulumi up {created.seconds:.1f}s")
+    router = container_id(f"{PREFIX}-router")
     for name in OLD_FILES:
         target = old_stack.workdir / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     copy_program(REPO, old_stack.workdir, PROJECT_FILES)
 
-    preview = old_stack.run("preview", "--expect-no-changes", "--diff", check=False)
-    assert preview.returncode == 0, f"the new layout changes an old stack:\n{preview.output[-6000:]}"
+    preview = old_stack.run("preview", "--json", check=False)
+    assert preview.returncode == 0, preview.output[-6000:]
+    steps = json.loads(preview.stdout).get("steps", [])
+    destructive = [(step["op"], step["urn"].rsplit("::", 1)[-1]) for step in steps if step["op"] in DESTRUCTIVE]
+    assert destructive == [], f"the new code would replace or delete: {destructive}"
+    upgraded = old_stack.up()
+    assert container_id(f"{PREFIX}-router") == router, "the upgrade recreated the router"
+
+    again = old_stack.run("preview", "--expect-no-changes", "--diff", check=False)
+    assert again.returncode == 0, f"the upgraded stack still changes:\n{again.output[-6000:]}"
     refreshed = old_stack.run("refresh", "--yes", "--expect-no-changes", check=False)
-    assert refreshed.returncode == 0, f"refresh of the old stack on the new layout:\n{refreshed.output[-6000:]}"
-    again = old_stack.up("--expect-no-changes", check=False)
-    assert again.returncode == 0, again.output[-6000:]
+    assert refreshed.returncode == 0, f"refresh of the upgraded stack:\n{refreshed.output[-6000:]}"
     measure(
-        f"layout upgrade: preview {preview.seconds:.1f}s, refresh {refreshed.seconds:.1f}s, up {again.seconds:.1f}s"
+        f"layout upgrade: preview {preview.seconds:.1f}s, up {upgraded.seconds:.1f}s, "
+        f"preview again {again.seconds:.1f}s, refresh {refreshed.seconds:.1f}s"
     )
