@@ -1,5 +1,5 @@
 # Front door: `make help` lists the targets. README.md explains each; day 2 is bin/bluegreen.
-.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults test-guards bench soak
+.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults test-guards test-vps bench soak
 .DEFAULT_GOAL := help
 
 help:                     ## this list
@@ -50,7 +50,8 @@ test: deps lint           ## lint, unit, component, engine and e2e suites (fault
 # Suites with their own target, so `make test` stays under 15 minutes warm; .ci/run runs them all.
 FAULT_SUITES = tests/e2e/test_faults.py
 GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_policy.py
-OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES)
+VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py
+OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES)
 
 test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)
 	.venv/bin/python -m pytest $(FAULT_SUITES) -q -p no:cacheprovider
@@ -58,9 +59,13 @@ test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dock
 test-guards: deps         ## what keeps a running stack safe from our own changes: layout upgrade, policy pack (~3 min)
 	.venv/bin/python -m pytest $(GUARD_SUITES) -q -p no:cacheprovider
 
-bench: deps               ## prints numbers: router switch methods, image rebuild times
+test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)
+	.venv/bin/python -m pytest $(VPS_SUITES) -q -p no:cacheprovider
+
+bench: deps               ## prints numbers: router switch methods, image rebuild times, TLS handshakes
 	.venv/bin/python bench/switch_bench.py
 	.venv/bin/python bench/rebuild_bench.py
+	.venv/bin/python bench/tls_handshake.py
 
 # Not part of `make test` (about 20 minutes): the same engine and dockerd as the e2e suite.
 soak: deps                ## 30 releases under load: nothing piles up, then a rollback to release 28

@@ -18,7 +18,16 @@ import pulumi_docker as docker
 
 from core import naming, router_control
 from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
-from core.router_config import CONF_DIR, CONTROL_SCRIPT, HTTP_PORT, HTTPS_PORT, PREVIEW_PORT, SCRIPT_PATH, TLS_IN_ROUTER
+from core.router_config import (
+    CONF_DIR,
+    CONTROL_SCRIPT,
+    HTTP_PORT,
+    HTTPS_PORT,
+    PREVIEW_PORT,
+    SCRIPT_PATH,
+    TLS_DIR,
+    TLS_IN_ROUTER,
+)
 from core.router_control import Route, SwitchResult, parse_switch
 from core.settings import RouterSettings, TlsSettings
 
@@ -35,6 +44,8 @@ class RouterArgs:
     tls: TlsSettings  # the certificate files on the Docker host, when enabled
     config_text: pulumi.Input[str]
     docker_host: str
+    # The ACME client's TLS volume (components/acme.py), when the certificate comes from ACME.
+    tls_volume: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,14 @@ class Router(pulumi.ComponentResource):
             ),
         ]
         volumes = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=CONF_DIR)]
-        if args.tls.enabled and args.tls.cert_path and args.tls.key_path:
+        if args.tls.acme_enabled and args.tls_volume is not None:
+            ports.append(
+                docker.ContainerPortArgs(internal=HTTPS_PORT, external=published.https_port, ip=published.bind_address)
+            )
+            volumes.append(
+                docker.ContainerVolumeArgs(volume_name=args.tls_volume, container_path=TLS_DIR, read_only=True)
+            )
+        elif args.tls.enabled and args.tls.cert_path and args.tls.key_path:
             ports.append(
                 docker.ContainerPortArgs(internal=HTTPS_PORT, external=published.https_port, ip=published.bind_address)
             )

@@ -2,6 +2,7 @@
 
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
       -> live route (the flip) -> post-switch check -> target worker -> image prune
+    with ACME: TLS volume -> router -> ACME client -> certificate check -> live route
     color[other]: server kept warm or removed, worker removed (deletes run last in an update)
 
 Every value handed to a component comes from a settings section or from core/component_inputs.py;
@@ -15,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from components.acme import AcmeArgs, AcmeClient
 from components.base_services import BaseServices, BaseServicesArgs
 from components.color_stack import ColorStack, ColorStackArgs
 from components.image_retention import prune_old_images
@@ -80,6 +82,16 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         opts=opts,
     )
 
+    certificates = (
+        AcmeClient(
+            "acme",
+            AcmeArgs(prefix=settings.prefix, domain=settings.domain, settings=settings.tls.acme,
+                     image=settings.images.acme, network_name=base.network_name),
+            opts=opts,
+        )
+        if settings.tls.acme_enabled
+        else None
+    )
     config_text = render_router_config(inputs.router_config_input(settings))
     router = Router(
         "router",
@@ -91,9 +103,19 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             tls=settings.tls,
             config_text=as_secret(config_text) if settings.preview_token else config_text,
             docker_host=settings.docker_host,
+            tls_volume=certificates.tls_volume.name if certificates else None,
         ),
         opts=opts,
     )
+    certificate_ready: list[pulumi.Resource] = []
+    if certificates:
+        client = certificates.start(after=[router.config_applied])
+        certificate_ready.append(HealthGate(
+            "certificate-ready",
+            spec=inputs.certificate_spec(settings, settings.active_color),
+            triggers=[client.id, router.container.id],
+            opts=pulumi.ResourceOptions(depends_on=[client]),
+        ))
     medusa_secrets = _medusa_secrets(settings, base, secrets)
 
     def color_stack(
@@ -136,7 +158,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         triggers=[target_stack.image.image_id, target_stack.server.id, preview.command.id],
         opts=pulumi.ResourceOptions(depends_on=[preview.command]),
     )
-    live = router.switch("live", target, triggers=[gate.id], depends_on=[gate])
+    live = router.switch("live", target, triggers=[gate.id], depends_on=[gate, *certificate_ready])
     post_check = HealthGate(
         "post-switch-check",
         spec=inputs.post_switch_spec(settings, target),

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from core import acme
 from core.app_build import BuildPlan, plan_build
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
-from core.naming import Color, router_container
+from core.naming import Color, acme_container, router_container
 from core.router_config import (
     TLS_IN_ROUTER,
     RouterConfigInput,
+    TlsFiles,
     docker_upstreams,
     meilisearch_upstream,
 )
@@ -27,17 +29,27 @@ from core.settings import Settings
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The post-switch check proves the flip took; a color that passed its gate answers at once.
 POST_SWITCH_DEADLINE_SECONDS = 60.0
+# A first ACME issuance: an account, an order, one HTTP-01 validation; Let's Encrypt takes seconds
+# to a minute, and the client retries a failed attempt after ACME_RETRY_SECONDS.
+CERTIFICATE_DEADLINE_SECONDS = 600.0
 
 
 def revealed(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def _router_tls(settings: Settings) -> TlsFiles | None:
+    if settings.tls.acme_enabled:
+        return acme.ROUTER_CERTIFICATE
+    return TLS_IN_ROUTER if settings.tls.enabled else None
+
+
 def router_config_input(settings: Settings) -> RouterConfigInput:
     return RouterConfigInput(
         domain=settings.domain,
         upstreams=docker_upstreams(settings.prefix),
-        tls=TLS_IN_ROUTER if settings.tls.enabled else None,
+        tls=_router_tls(settings),
+        acme_webroot=acme.ROUTER_WEBROOT if settings.tls.acme_enabled else None,
         public_https_port=settings.router.https_port,
         meilisearch_upstream=meilisearch_upstream() if settings.meilisearch.enabled else None,
         search_cors_origins=settings.medusa.store_cors,
@@ -107,4 +119,17 @@ def post_switch_spec(settings: Settings, color: Color) -> PollSpec:
         headers={"Host": settings.domain}, verify_tls=False,
         via_router=router_container(settings.prefix), docker_host=settings.docker_host,
         **timing,  # type: ignore[arg-type]
+    )
+
+
+def certificate_spec(settings: Settings, color: Color) -> PollSpec:
+    """Before the first flip with ACME: the router completes a TLS handshake with the issued
+    certificate (its own health location, so no color is involved)."""
+    return PollSpec(
+        url=live_probe_url("/_bluegreen/health", tls=True), color=color, expect_body="ok",
+        expect_color_header=False, verify_tls=False, timeout_seconds=5, deadline_seconds=CERTIFICATE_DEADLINE_SECONDS,
+        initial_backoff_seconds=1, max_backoff_seconds=10,
+        via_router=router_container(settings.prefix), docker_host=settings.docker_host,
+        what="certificate check",
+        hint=f"the ACME client's log: docker logs {acme_container(settings.prefix)}",
     )

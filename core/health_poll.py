@@ -48,6 +48,9 @@ class PollSpec:
     # host that reaches it; None: a plain HTTP request from here.
     via_router: str | None = None
     docker_host: str | None = None
+    # What the poll proves, for its failure message; and where to look when it fails.
+    what: str = "health gate"
+    hint: str | None = None
 
 
 @dataclass
@@ -144,9 +147,10 @@ def poll(
 def failure_message(spec: PollSpec, result: PollResult) -> str:
     body = f"; body: {result.body_excerpt!r}" if result.body_excerpt else ""
     where = f" via {spec.via_router}" if spec.via_router else ""
+    hint = f"; {spec.hint}" if spec.hint else ""
     return (
-        f"health gate failed for color {spec.color}: {spec.url}{where} never proved healthy after "
+        f"{spec.what} failed for color {spec.color}: {spec.url}{where} never proved healthy after "
         f"{result.tries} tries in {result.waited_seconds:.1f}s (deadline "
         f"{spec.deadline_seconds:.0f}s); last status: {result.last_status}; "
-        f"last problem: {result.last_error}{body}"
+        f"last problem: {result.last_error}{body}{hint}"
     )

@@ -58,6 +58,10 @@ def router_container(prefix: str) -> str:
     return f"{prefix}-router"
 
 
+def acme_container(prefix: str) -> str:
+    return f"{prefix}-acme"
+
+
 def network(prefix: str) -> str:
     return f"{prefix}-net"
 

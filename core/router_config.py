@@ -55,6 +55,10 @@ _NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 class TlsFiles:
     certificate: str
     key: str
+    # Load on every handshake (a renewal needs no reload) instead of once at start. The worker
+    # then reads the files, not the root master: only for files the program writes itself (ACME),
+    # never for the user's own (Let's Encrypt's privkey.pem is 0600 root).
+    per_handshake: bool = False
 
 
 # Where the router container sees the certificate and key (bind-mounted from the Docker host).
@@ -73,6 +77,9 @@ class RouterConfigInput:
     listen_probe: int = PROBE_PORT
     public_https_port: int = 443
     tls: TlsFiles | None = None
+    # Where the ACME client leaves HTTP-01 challenges (under .well-known/acme-challenge/), when
+    # the certificate comes from ACME; port 80 serves them and redirects everything else.
+    acme_webroot: str | None = None
     meilisearch_upstream: str | None = None
     search_cors_origins: Sequence[str] = field(default_factory=tuple)
     preview_token: str | None = None
@@ -136,6 +143,17 @@ def _proxy_common() -> list[str]:
     ]
 
 
+def _acme_challenge(webroot: str) -> list[str]:
+    return [
+        "location ^~ /.well-known/acme-challenge/ {",
+        f"    root {webroot};",
+        "    try_files $uri =404;",
+        "    default_type text/plain;",
+        "}",
+        "",
+    ]
+
+
 def _validate(spec: RouterConfigInput) -> None:
     for color in ("blue", "green"):
         if color not in spec.upstreams or not re.match(r"^[A-Za-z0-9.-]+:[0-9]+$", spec.upstreams[color]):
@@ -182,11 +200,12 @@ def render_router_config(spec: RouterConfigInput) -> str:
 
     if tls:
         assert spec.tls is not None
+        per_handshake = "$bg_tls_per_handshake" if spec.tls.per_handshake else ""
         public_listen = [f"listen {spec.listen_https} ssl http2 default_server;"]
         tls_block = _indent(
             [
-                f"ssl_certificate {spec.tls.certificate};",
-                f"ssl_certificate_key {spec.tls.key};",
+                f"ssl_certificate {spec.tls.certificate}{per_handshake};",
+                f"ssl_certificate_key {spec.tls.key}{per_handshake};",
                 "ssl_protocols TLSv1.2 TLSv1.3;",
                 "ssl_prefer_server_ciphers off;",
                 "ssl_session_cache shared:bg_tls:10m;",
@@ -230,6 +249,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
                     **common,
                     "listen": _indent([f"listen {spec.listen_http} default_server;"], 1),
                     "https_port_suffix": suffix,
+                    "acme_challenge": _indent(_acme_challenge(spec.acme_webroot), 1) if spec.acme_webroot else "",
                 },
             )
         )

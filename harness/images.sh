@@ -15,6 +15,8 @@
 #   harness/images.sh                                   build all (missing/changed only)
 #   harness/images.sh base                              only the base root filesystem
 #   harness/images.sh testapp TAG [VERSION] [BEHAVIOUR] build one more testapp image
+#   harness/images.sh vps                               medusa-bg/vps:bookworm (harness/vps.sh), not in "all"
+#   harness/images.sh lego                              medusa-bg/lego:<version> (the ACME client), not in "all"
 #
 # Knobs: MEDUSA_BG_CACHE, MEDUSA_BG_DEBIAN_MIRROR, MEDUSA_BG_NODE_VERSION,
 #        MEDUSA_BG_NPM_VERSION, MEDUSA_BG_FORCE=1 (rebuild everything).
@@ -188,6 +190,22 @@ build_node() {
 }
 
 # build_testapp TAG VERSION BEHAVIOUR
+build_lego() {
+  # The binary comes from scripts/dev/install-acme-tools.sh (Go module proxy), cached outside.
+  local tools version img hash ctx
+  tools="$("$HARNESS_DIR/../scripts/dev/install-acme-tools.sh" | tail -n 1)"
+  version="$("$tools/lego" --version | grep -o 'v[0-9][0-9.]*' | head -n 1)"
+  [[ -n "$version" ]] || die "cannot read lego's version from $tools/lego"
+  img="medusa-bg/lego:$version"
+  # shellcheck disable=SC2046
+  hash="$(recipe_hash $(dir_files "$RECIPES/lego") "lego=$(sha256sum <"$tools/lego" | cut -c1-32)" "parent=$(base_hash)")"
+  if up_to_date "$img" "$hash"; then record "$img" cached 0; return 0; fi
+  ctx="$(mktemp -d "$IMG_CACHE/lego-ctx.XXXXXX")"
+  cp "$RECIPES"/lego/* "$tools/lego" "$ctx/"
+  docker_build "$img" "$hash" "$ctx"
+  rm -rf "$ctx"
+}
+
 build_testapp() {
   local version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
   case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
@@ -218,6 +236,10 @@ main() {
     [[ -n "${2:-}" ]] || die "usage: $0 testapp TAG [VERSION] [BEHAVIOUR]"
     build_node
     build_testapp "$2" "${3:-$2}" "${4:-healthy}"
+  elif [[ "${1:-}" == vps ]]; then
+    simple_image vps bookworm
+  elif [[ "${1:-}" == lego ]]; then
+    build_lego
   else
     simple_image postgres 15
     simple_image redis 7

@@ -14,6 +14,7 @@ from core.settings.load import load_settings, read_pulumi_config
 from core.settings.model import KNOWN_KEYS, OBJECT_KEYS, SECRET_KEYS, Settings
 from core.settings.problems import SettingsError
 from core.settings.sections import (
+    AcmeSettings,
     BackupSettings,
     DatabaseSettings,
     HealthGateSettings,
@@ -30,7 +31,8 @@ from core.settings.sections import (
 )
 
 __all__ = [
-    "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "BackupSettings", "DatabaseSettings", "HealthGateSettings",
+    "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "AcmeSettings", "BackupSettings", "DatabaseSettings",
+    "HealthGateSettings",
     "ImageBuild", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings", "RouterSettings",
     "S3Settings", "ServiceImages", "Settings", "SettingsError", "TimeoutSettings", "TlsSettings",
     "load_settings", "read_pulumi_config",

@@ -94,6 +94,31 @@ def public_preview_needs_a_token(s: Settings) -> list[str]:
     return []
 
 
+def acme_needs_a_public_name_on_port_80(s: Settings) -> list[str]:
+    if not s.tls.acme_enabled:
+        return []
+    problems = []
+    if s.domain == "localhost" or _is_ip(s.domain) or "." not in s.domain:
+        problems.append(
+            f"domain: {s.domain!r} cannot get an ACME certificate (the CA needs a DNS name that points at "
+            "the Docker host); set the real domain, or tls.certPath and tls.keyPath"
+        )
+    if s.router.http_port != 80:
+        problems.append(
+            f"router.httpPort: {s.router.http_port}, but ACME's HTTP-01 challenge always comes to port 80; "
+            "publish the router on 80 or bring your own certificate (tls.certPath, tls.keyPath)"
+        )
+    return problems
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def build_args_are_not_secrets(s: Settings) -> list[str]:
     problems = []
     for color in COLORS:
@@ -116,6 +141,7 @@ CHECKS: tuple[Check, ...] = (
     redis_url_matches_mode,
     published_ports_are_distinct,
     public_preview_needs_a_token,
+    acme_needs_a_public_name_on_port_80,
     build_args_are_not_secrets,
 )
 

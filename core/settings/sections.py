@@ -15,6 +15,7 @@ from core.settings.types import (
     SECRET_LOOKING_NAME,
     BuildArgName,
     Command,
+    EmailAddress,
     EnvName,
     HttpUrl,
     ImageRef,
@@ -95,19 +96,41 @@ class S3Settings(Section):
     file_url: HttpUrl | None = None
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class AcmeSettings(Section):
+    """Certificates from an ACME CA over HTTP-01, renewed on the Docker host (components/acme.py)."""
+
+    directory_url: HttpUrl = LETS_ENCRYPT
+    email: EmailAddress | None = None
+    # Renew when fewer days than this are left (Let's Encrypt certificates last 90 days).
+    renew_days: int = Field(default=30, ge=1)
+    check_seconds: int = Field(default=43200, ge=60)
+    # A PEM file on the Docker host that the ACME client trusts besides the system CAs: only for
+    # a test CA (Pebble) whose directory is served with its own certificate.
+    ca_certificates_path: str | None = None
+
+
 class TlsSettings(Section):
     enabled: bool = False
-    cert_path: str | None = None  # on the Docker host
+    # Bring your own certificate: files on the Docker host. Without them, TLS uses `acme`.
+    cert_path: str | None = None
     key_path: str | None = None
+    acme: AcmeSettings = AcmeSettings()
 
     @model_validator(mode="after")
-    def _files_when_enabled(self) -> TlsSettings:
-        if self.enabled and not (self.cert_path and self.key_path):
+    def _both_files_or_none(self) -> TlsSettings:
+        if bool(self.cert_path) != bool(self.key_path):
             raise ValueError(
-                "enabled needs certPath and keyPath (files on the Docker host); set them or "
-                "set tls.enabled to false"
+                "certPath and keyPath go together (files on the Docker host); set both, or neither "
+                "to get certificates from tls.acme"
             )
         return self
+
+    @property
+    def acme_enabled(self) -> bool:
+        return self.enabled and not self.cert_path
 
 
 class RouterSettings(Section):
@@ -157,6 +180,8 @@ class ServiceImages(Section):
     redis: ImageRef = "redis:7.4-bookworm"
     meilisearch: ImageRef = "getmeili/meilisearch:v1.12"
     nginx: ImageRef = "nginx:1.27-bookworm"
+    # The ACME client (lego) that obtains and renews the certificate when tls.acme is in use.
+    acme: ImageRef = "goacme/lego:v5.6.0"
 
 
 class BackupSettings(Section):

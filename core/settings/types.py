@@ -86,6 +86,12 @@ def _ip(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError(f"{value!r} is not an email address (e.g. ops@shop.example.com)")
+    return value
+
+
 def _comma_list(value: Any) -> Any:
     # Accept a YAML list or the seed system's comma-separated string.
     if isinstance(value, str):
@@ -145,6 +151,7 @@ Origin = Annotated[str, AfterValidator(_origin)]
 OriginList = Annotated[list[Origin], BeforeValidator(_comma_list)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 IpAddress = Annotated[str, AfterValidator(_ip)]
+EmailAddress = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Password = Annotated[SecretStr, _secret_text(12)]
 AppSecret = Annotated[SecretStr, _secret_text(32)]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk) and the
+# Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk; Pebble and
+# lego for the ACME tests, from the Go module proxy) and the
 # workflow linters' shell checker (Debian shellcheck, which actionlint runs on run: blocks)
 # from Debian, the Python tools into .venv, and actionlint (scripts/dev/install-actionlint.sh).
 # Idempotent: a warm machine returns in seconds.
@@ -13,6 +14,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v ssh >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
     echo "install-test-deps: apt-get install ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -29,5 +31,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 
-# Built from the Go module proxy once, then cached outside the repo (see the script).
+# Built from the Go module proxy once, then cached outside the repo (see the scripts).
 scripts/dev/install-actionlint.sh >/dev/null
+scripts/dev/install-acme-tools.sh >/dev/null

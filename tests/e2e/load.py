@@ -1,4 +1,4 @@
-"""A bounded, non-retrying HTTP load on a loopback URL, counting failures and colors.
+"""A bounded, non-retrying HTTP(S) load on a loopback or harness-network URL, counting failures and colors.
 
 requests' default adapter does not retry, like the clients docs/rules.md (rule 1b) measured. Keep-alive
 sessions and fresh connections run side by side; every request is bounded by a timeout, the
@@ -46,8 +46,10 @@ class LoadReport:
 
 class Load:
     def __init__(self, url: str, keepalive_clients: int = 3, fresh_clients: int = 1,
-                 rate_per_client: float = 30.0, max_seconds: float = 600.0, max_requests: int = 200_000):
+                 rate_per_client: float = 30.0, max_seconds: float = 600.0, max_requests: int = 200_000,
+                 verify: str | bool = True):
         self.url = url
+        self.verify = verify  # for https: the CA file the client trusts
         self.report = LoadReport()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -90,9 +92,9 @@ class Load:
             began = time.monotonic()
             try:
                 if session is not None:
-                    response = session.get(self.url, timeout=10)
+                    response = session.get(self.url, timeout=10, verify=self.verify)
                 else:
-                    response = requests.get(self.url, timeout=10, headers={"Connection": "close"})
+                    response = requests.get(self.url, timeout=10, headers={"Connection": "close"}, verify=self.verify)
                 ok = response.status_code == 200
                 color = response.headers.get("X-Bluegreen-Color", "?")
                 self._record(ok, color if ok else f"HTTP {response.status_code} from {color}: {response.text[:80]}")

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "core", "components", "providers", "nginx"]
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "core", "components", "providers", "nginx", "acme"]
 
 
 def engine_env() -> dict[str, str]:

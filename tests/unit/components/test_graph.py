@@ -207,3 +207,40 @@ def test_redis_password_is_on_no_command_line():
     redis = monitor.registrations["redis"].inputs
     assert "requirepass" in " ".join(redis["command"]) and "$REDISCLI_AUTH" in " ".join(redis["command"])
     assert redis["healthcheck"]["tests"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
+
+
+ACME = '{"enabled": true, "acme": {"email": "ops@shop.example.com"}}'
+
+
+def test_acme_tls_adds_a_renewal_container_and_waits_for_the_certificate_before_the_flip():
+    monitor, outputs = run_program(config(tls=ACME))
+    assert "acme" in names_of_type(monitor, "docker:index/container:Container")
+    assert "certificate-ready" in names_of_type(monitor, "pulumi-python:dynamic:Resource")
+    chain = (("acme", "router-config"), ("certificate-ready", "acme"), ("live-route", "certificate-ready"))
+    for later, earlier in chain:
+        assert monitor.depends_on(later, earlier), f"{later} must depend on {earlier}"
+    assert outputs["publicUrl"] == "https://api.shop.example.com"
+
+
+def test_acme_router_mounts_the_tls_volume_read_only_and_publishes_443():
+    monitor, _ = run_program(config(tls=ACME))
+    router = monitor.registrations["router"].inputs
+    mounts = [v for v in router["volumes"] if v.get("containerPath") == "/etc/nginx/tls"]
+    assert len(mounts) == 1 and mounts[0]["readOnly"] is True and mounts[0]["volumeName"] == "medusa-tls"
+    assert any(p.get("internal") == 443 for p in router["ports"])
+    assert monitor.registrations["tls-volume"].retain_on_delete
+
+
+def test_acme_client_gets_the_domain_and_ca_but_no_secret():
+    monitor, _ = run_program(config(tls=ACME))
+    envs = monitor.registrations["acme"].inputs["envs"]
+    assert "ACME_DOMAIN=api.shop.example.com" in envs and "ACME_EMAIL=ops@shop.example.com" in envs
+    assert any(e.startswith("ACME_DIRECTORY_URL=https://acme-v02.api.letsencrypt.org/") for e in envs)
+    text = " ".join(plain_strings(monitor.registrations["acme"].inputs))
+    for secret in secret_values(monitor):
+        assert secret not in text
+
+
+def test_tls_with_own_files_has_no_acme_client():
+    monitor, _ = run_program(config(tls='{"enabled": true, "certPath": "/etc/ssl/c.pem", "keyPath": "/etc/ssl/k.pem"}'))
+    assert "acme" not in monitor.registrations and "certificate-ready" not in monitor.registrations

@@ -35,16 +35,19 @@ def documented_keys() -> set[str]:
     return keys
 
 
-def model_keys() -> set[str]:
+def _keys(model: type[BaseModel], prefix: str) -> set[str]:
     keys: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        key = to_camel(name)
-        section = field.default if isinstance(field.default, BaseModel) else None
-        if section is None:
-            keys.add(key)  # a value, a secret, or an object documented whole (blueBuild)
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{to_camel(name)}"
+        if isinstance(field.default, BaseModel):
+            keys |= _keys(type(field.default), f"{key}.")  # a section, documented key by key
         else:
-            keys |= {f"{key}.{to_camel(sub)}" for sub in type(section).model_fields}
+            keys.add(key)  # a value, a secret, or an object documented whole (blueBuild)
     return keys
+
+
+def model_keys() -> set[str]:
+    return _keys(Settings, "")
 
 
 def test_every_key_the_model_knows_is_documented() -> None:

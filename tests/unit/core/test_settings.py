@@ -93,9 +93,23 @@ BAD_CONFIGS = [
         "the user info: redis://default:<percent-encoded password>@host:6379/0",
     ),
     (
-        {"tls": json.dumps({"enabled": True})},
-        "tls: enabled needs certPath and keyPath (files on the Docker host); set them or set "
-        "tls.enabled to false",
+        {"tls": json.dumps({"enabled": True, "certPath": "/etc/ssl/shop.pem"})},
+        "tls: certPath and keyPath go together (files on the Docker host); set both, or neither to "
+        "get certificates from tls.acme",
+    ),
+    (
+        {"tls": json.dumps({"enabled": True}), "domain": "localhost"},
+        "domain: 'localhost' cannot get an ACME certificate (the CA needs a DNS name that points at the "
+        "Docker host); set the real domain, or tls.certPath and tls.keyPath",
+    ),
+    (
+        {"tls": json.dumps({"enabled": True}), "router": json.dumps({"httpPort": 8080})},
+        "router.httpPort: 8080, but ACME's HTTP-01 challenge always comes to port 80; publish the router "
+        "on 80 or bring your own certificate (tls.certPath, tls.keyPath)",
+    ),
+    (
+        {"tls": json.dumps({"enabled": True, "acme": {"email": "not-an-email"}})},
+        "tls.acme.email: 'not-an-email' is not an email address (e.g. ops@shop.example.com)",
     ),
     (
         {"router": json.dumps({"httpPort": 9080})},
