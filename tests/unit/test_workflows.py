@@ -135,3 +135,10 @@ def test_the_pr_preview_runs_the_guard_policy_pack() -> None:
     previews = [run for run in runs if "pulumi preview" in run]
     assert previews and all("--policy-pack policy" in run for run in previews)
     assert (REPO / "policy" / "PulumiPolicy.yaml").is_file()
+
+
+def test_the_runner_reaches_the_host_only_with_the_pinned_host_key() -> None:
+    for name in ("deploy.yml", "switch.yml"):
+        text = (REPO / ".github" / "workflows" / name).read_text()
+        assert "DEPLOY_SSH_KNOWN_HOSTS" in text and "StrictHostKeyChecking yes" in text, name
+        assert "ssh-keyscan" not in text.split("jobs:", 1)[1], f"{name} trusts whatever key answers"
