@@ -35,8 +35,8 @@ BOOT = (
 )
 
 
-def renew_now_argv(container: str) -> list[str]:
-    return ["docker", "exec", container, "sh", CLIENT_SCRIPT, "now"]
+# What `bluegreen renew-cert` runs in the container: a renewal now, due or not.
+RENEW_NOW = ("sh", CLIENT_SCRIPT, "now")
 
 
 def client_env(domain: str, acme: AcmeSettings, script: str) -> dict[str, str]:

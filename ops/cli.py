@@ -26,6 +26,7 @@ from ops import doctor as doctor_verb
 from ops import logs as logs_verb
 from ops import recover as recover_verb
 from ops import release as release_verb
+from ops import renew_cert as renew_cert_verb
 from ops import rollback as rollback_verb
 from ops import status as status_verb
 from ops import switch as switch_verb
@@ -200,6 +201,13 @@ def doctor(session: Session) -> int:
                                 doctor_verb.bind_probe)
     click.echo("\n".join(doctor_verb.render(checks)))
     return doctor_verb.exit_code(checks)
+
+
+@bluegreen.command("renew-cert")
+@verb
+def renew_cert(session: Session) -> int:
+    """Renew the ACME certificate now (the renewal container does it by itself when due)."""
+    return renew_cert_verb.renew_cert(session.runner(), session.pulumi(), session.target)
 
 
 @bluegreen.command()

@@ -33,6 +33,10 @@ class DockerHost:
         flags = [*(["--follow"] if follow else []), *(["--tail", str(tail)] if tail is not None else [])]
         return self._command("logs", *flags, name, attach=True)
 
+    def exec_attached(self, name: str, *argv: str) -> Command:
+        """`docker exec` with its output on the terminal (an operator watches it run)."""
+        return self._command("exec", name, *argv, attach=True)
+
     def server_version(self) -> Command:
         return self._command("version", "--format", "{{.Server.Version}}")
 

@@ -59,7 +59,7 @@ def test_bad_input_is_a_clear_error_with_exit_2(capsys: pytest.CaptureFixture[st
 def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for verb in ("status", "release", "switch", "rollback", "logs", "doctor", "recover", "pulumi"):
+    for verb in ("status", "release", "switch", "rollback", "logs", "doctor", "renew-cert", "recover", "pulumi"):
         assert f"\n  {verb} " in out
 
 
