@@ -50,7 +50,7 @@ test: deps lint           ## lint, unit, component, engine and e2e suites (fault
 # Suites with their own target, so `make test` stays under 15 minutes warm; .ci/run runs them all.
 FAULT_SUITES = tests/e2e/test_faults.py
 GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_policy.py
-VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py
+VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py tests/e2e/test_vps_medusa.py
 OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES)
 
 test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)

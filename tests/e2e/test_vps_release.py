@@ -44,10 +44,16 @@ OPEN_FROM_OUTSIDE = {22, 80, 443}
 
 
 @pytest.fixture(scope="module")
-def vps(engine: dict[str, str]) -> Iterator[Vps]:
+def vps_images() -> list[str]:
+    """What the VPS holds besides what its stack builds (it reaches no registry either)."""
+    return [*SERVICE_IMAGES.values(), V1, V2, NEVER]
+
+
+@pytest.fixture(scope="module")
+def vps(engine: dict[str, str], vps_images: list[str]) -> Iterator[Vps]:
     built = subprocess.run([str(REPO / "harness/images.sh"), "lego"], capture_output=True, text=True, timeout=1800)
     assert built.returncode == 0, f"harness/images.sh lego failed:\n{built.stderr[-3000:]}"
-    host = Vps.up(fresh=True, images=[*SERVICE_IMAGES.values(), V1, V2, NEVER])
+    host = Vps.up(fresh=True, images=vps_images)
     try:
         began = time.monotonic()
         host.setup_host()
@@ -138,8 +144,8 @@ def served_serial(pebble: Pebble) -> int:
     return int(str(cert["serialNumber"]), 16)
 
 
-def https_load(pebble: Pebble) -> Load:
-    return Load(f"https://{DOMAIN}/", keepalive_clients=3, fresh_clients=2, rate_per_client=15,
+def https_load(pebble: Pebble, path: str = "/") -> Load:
+    return Load(f"https://{DOMAIN}{path}", keepalive_clients=3, fresh_clients=2, rate_per_client=15,
                 max_seconds=300, verify=str(pebble.root_cert))
 
 
