@@ -137,10 +137,11 @@ class RouterSettings(Section):
     bind_address: IpAddress = "0.0.0.0"
     http_port: Port = 80
     https_port: Port = 443
-    # The preview route reaches the idle color for the health gate; loopback keeps it private.
+    # The idle color's route for people (an ssh tunnel); loopback keeps it private. The health gate
+    # does not use it: it probes from inside the router (docs/rules.md, rule 6b).
     preview_bind_address: IpAddress = "127.0.0.1"
     preview_port: Port = 9080
-    # Where the machine running `pulumi up` reaches the router's published ports.
+    # The host name in the `previewUrl` output.
     probe_host: str = "127.0.0.1"
     rate_limit_per_second: int = Field(default=50, ge=1)
     rate_limit_burst: int = Field(default=100, ge=0)
