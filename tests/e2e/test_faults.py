@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import requests
 
+from core.router_control import live_probe_url
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load, LoadReport
 from tests.e2e.project import (
@@ -505,8 +506,9 @@ def test_g_failed_post_switch_check_flips_back_automatically(fleet: Fleet) -> No
     with live_load() as load:
         run = fleet.stack.up(check=False)
         assert run.returncode != 0
-        assert f"health gate failed for color {target}: http://127.0.0.1:{HTTP_PORT}/health" in run.output, \
-            run.output[-3000:]
+        # The post-switch check probes the public server from inside the router (rule 6b).
+        probed = f"{live_probe_url('/health', tls=False)} via {PREFIX}-router"
+        assert f"health gate failed for color {target}: {probed}" in run.output, run.output[-3000:]
         assert "last status: 503" in run.output and "rolled back: route=live" in run.output, run.output[-3000:]
         assert routes()["live"] == live, "traffic was not flipped back"
         assert live_body()["color"] == live
