@@ -20,6 +20,7 @@ from core.settings.types import (
     HttpUrl,
     ImageRef,
     IpAddress,
+    IpNetworkList,
     OriginList,
     PgIdentifier,
     Port,
@@ -146,6 +147,14 @@ class RouterSettings(Section):
     rate_limit_per_second: int = Field(default=50, ge=1)
     rate_limit_burst: int = Field(default=100, ge=0)
     max_body_size: Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")] = "50m"
+    # Open connections one client address may hold on a public server; beyond it nginx answers 503
+    # at once, so one slow client cannot use up the router's connections.
+    max_connections_per_client: int = Field(default=100, ge=1, le=10000)
+    # How long a client may take to send a request's headers or body, or to read a response.
+    client_timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    # Proxies or a CDN in front of the router: only from these is X-Forwarded-For taken as the
+    # client address (for the rate limit) and X-Forwarded-Proto as the scheme.
+    trusted_proxies: IpNetworkList = []
 
 
 class HealthGateSettings(Section):
@@ -187,6 +196,8 @@ class ServiceImages(Section):
 
 class BackupSettings(Section):
     enabled: bool = True
+    # Pre-migration dumps kept in the backups volume; older ones are removed after each new dump.
+    keep: int = Field(default=10, ge=1, le=1000)
 
 
 def _keep_releases(value: int) -> int:

@@ -86,6 +86,15 @@ def _ip(value: str) -> str:
     return value
 
 
+def _ip_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network (e.g. 203.0.113.7 or 173.245.48.0/20)"
+        ) from None
+
+
 def _email(value: str) -> str:
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
         raise ValueError(f"{value!r} is not an email address (e.g. ops@shop.example.com)")
@@ -151,6 +160,7 @@ Origin = Annotated[str, AfterValidator(_origin)]
 OriginList = Annotated[list[Origin], BeforeValidator(_comma_list)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 IpAddress = Annotated[str, AfterValidator(_ip)]
+IpNetworkList = Annotated[list[Annotated[str, AfterValidator(_ip_network)]], BeforeValidator(_comma_list)]
 EmailAddress = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Password = Annotated[SecretStr, _secret_text(12)]
