@@ -26,7 +26,7 @@ from core.container_defaults import (
     memory_swap_mb,
 )
 from core.medusa_env import Role, docker_envs
-from core.settings import MedusaSettings, TimeoutSettings
+from core.settings import BackupSettings, MedusaSettings, TimeoutSettings
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class ColorStackArgs:
     postgres_container: str | None
     docker_host: str
     timeouts: TimeoutSettings
+    backups: BackupSettings
     base_services: Sequence[pulumi.Resource] = ()
     build: BuildPlan | None = None  # build `image` from an app directory first
 
@@ -82,6 +83,7 @@ class ColorStack(pulumi.ComponentResource):
                 docker_host=args.docker_host,
                 backup_timeout_seconds=args.timeouts.backup_seconds,
                 migrate_timeout_seconds=args.timeouts.migrate_seconds,
+                backups_keep=args.backups.keep,
                 after=args.base_services,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -96,8 +98,11 @@ class ColorStack(pulumi.ComponentResource):
             create=docker_cli.build_image(plan.context, plan.image_ref, plan.args, plan.secret_files, plan.target),
             triggers=[plan.image_ref],
             environment={"DOCKER_HOST": self._args.docker_host, "DOCKER_BUILDKIT": "1"},
+            # Build args and RUN lines can echo values: the output kept in state is secret. (No
+            # `logging` input here: a changed input re-runs a build, which could replace the live color.)
             opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=step_timeouts(self._args.timeouts.build_seconds)
+                parent=self, custom_timeouts=step_timeouts(self._args.timeouts.build_seconds),
+                additional_secret_outputs=["stdout", "stderr"],
             ),
         )
 

@@ -41,6 +41,7 @@ class ReleaseArgs:
     docker_host: str
     backup_timeout_seconds: int
     migrate_timeout_seconds: int
+    backups_keep: int
     # The shared services the steps talk to (Postgres, the network).
     after: Sequence[pulumi.Resource] = ()
 
@@ -59,12 +60,16 @@ class Release(pulumi.ComponentResource):
         if args.postgres_container:
             self.backup = command.local.Command(
                 f"{args.color}-backup",
-                create=docker_cli.backup_database(args.postgres_container, args.color, args.image_ref),
+                create=docker_cli.backup_database(
+                    args.postgres_container, args.color, args.image_ref, args.backups_keep
+                ),
                 update=KEEP_PREVIOUS_OUTPUT,
                 environment=environment,
                 triggers=[args.image_id],
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=after, custom_timeouts=step_timeouts(args.backup_timeout_seconds)
+                    parent=self, depends_on=after, custom_timeouts=step_timeouts(args.backup_timeout_seconds),
+                    # stdout is only what the script prints (the dump's name); pg_dump talks on stderr.
+                    additional_secret_outputs=["stderr"],
                 ),
             )
             self.backup_name = self.backup.stdout.apply(_backup_name)
@@ -88,8 +93,13 @@ class Release(pulumi.ComponentResource):
             ),
             update=KEEP_PREVIOUS_OUTPUT,
             triggers=[args.image_id],
+            # The migration runs with every secret in its environment, and an app may print its
+            # config: its output is neither logged nor kept in plain state. A failure still shows it
+            # (the command's error carries the output), which is when it is needed.
+            logging=command.local.Logging.NONE,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=after, custom_timeouts=step_timeouts(args.migrate_timeout_seconds)
+                parent=self, depends_on=after, custom_timeouts=step_timeouts(args.migrate_timeout_seconds),
+                additional_secret_outputs=["stdout", "stderr"],
             ),
         )
         self.register_outputs({"backup_name": self.backup_name})

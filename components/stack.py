@@ -138,6 +138,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 else None,
                 docker_host=settings.docker_host,
                 timeouts=settings.timeouts,
+                backups=settings.backups,
                 base_services=[*base.ready, *(after or [])],
                 build=build,
             ),

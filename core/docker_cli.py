@@ -18,13 +18,14 @@ def _join(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv)
 
 
-def backup_database(postgres: str, color: str, image: str) -> str:
+def backup_database(postgres: str, color: str, image: str, keep: int) -> str:
     """pg_dump inside the Postgres container into its backups volume; prints `backup=<name>`.
 
     The dump is read back in full before it counts: pg_dump 15 exits 0 after writing an empty
     archive to a full disk (seen on this project's harness), so its exit code alone proves
     nothing. A dump that fails either way is removed and the error names it, with the space
-    left on the volume: the release stops here, before its migration.
+    left on the volume: the release stops here, before its migration. Only a dump that counts
+    lets older ones go (`keep` newest stay), so a failing release never thins out the backups.
     """
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", image).strip("-")[:80]
     script = (
@@ -33,13 +34,26 @@ def backup_database(postgres: str, color: str, image: str) -> str:
         '-d "${POSTGRES_DB:-$POSTGRES_USER}" -Fc -f "$file"; then why="pg_dump failed (its error is above)"; '
         'elif ! pg_restore --file=/dev/null "$file"; then '
         'why="the dump cannot be read back (pg_restore\'s error is above)"; '
-        'else echo "backup=$name"; exit 0; fi; '
+        'else echo "backup=$name"; ' + prune_backups("/backups", keep) + '; exit 0; fi; '
         'rm -f "$file"; '
         'free=$(df -h /backups | awk \'NR == 2 {print $4}\'); '
         'echo "backup $name failed: $why; free space on the backups volume: $free;'
         ' the release stopped before its migration" >&2; exit 1'
     )
     return _join(["docker", "exec", postgres, "sh", "-c", script])
+
+
+# The names backup_database gives its dumps: a UTC timestamp first, so name order is age order.
+BACKUP_NAME_PATTERN = "^[0-9]{8}T[0-9]{6}Z-.+[.]dump$"
+
+
+def prune_backups(directory: str, keep: int) -> str:
+    """Shell that removes all but the `keep` newest dumps in `directory`, printing each name."""
+    return (
+        f"ls -1 {shlex.quote(directory)} | grep -E {shlex.quote(BACKUP_NAME_PATTERN)} | sort -r "
+        f"| tail -n +{int(keep) + 1} | while read -r old; do "
+        f'rm -f {shlex.quote(directory)}/"$old" && echo "pruned=$old"; done'
+    )
 
 
 def sync_postgres_password(postgres: str) -> str:

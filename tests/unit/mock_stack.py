@@ -34,6 +34,7 @@ class Registration:
     protect: bool
     providers: dict[str, str]
     custom_timeouts: dict[str, str]
+    secret_outputs: list[str]
 
 
 def fake_digest(text: str) -> str:
@@ -85,6 +86,7 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             providers=dict(request.providers),
             custom_timeouts=json_format.MessageToDict(request.customTimeouts),
+            secret_outputs=list(request.additionalSecretOutputs),
         )
         return response
 

@@ -1,9 +1,12 @@
 """Release steps (build, backup, migrate): once per image, bounded in time, nothing left behind."""
 
+import json
 import shlex
+import subprocess
+from pathlib import Path
 
 from components.release import KEEP_PREVIOUS_OUTPUT
-from core.docker_cli import backup_database, run_migrations
+from core.docker_cli import backup_database, prune_backups, run_migrations
 from tests.unit.configs import config, two_colors
 from tests.unit.mock_stack import run_program
 
@@ -27,13 +30,32 @@ def test_both_colors_migrate_under_the_same_container_name():
 
 
 def test_a_backup_counts_only_once_read_back_and_a_failed_one_names_itself():
-    script = shlex.split(backup_database("shop-postgres", "blue", "shop:1.2"))[-1]
+    script = shlex.split(backup_database("shop-postgres", "blue", "shop:1.2", keep=3))[-1]
     dump, verify, done = script.index("pg_dump -h"), script.index('pg_restore --file=/dev/null "$file"'), \
         script.index('echo "backup=$name"')
     assert dump < verify < done
     failure = script[script.index('rm -f "$file"'):]
     assert 'echo "backup $name failed: $why; free space on the backups volume: $free;' in failure
     assert "the release stopped before its migration" in failure and failure.endswith("exit 1")
+
+
+def test_only_a_dump_that_counts_prunes_and_the_newest_keep_stay(tmp_path: Path):
+    script = shlex.split(backup_database("shop-postgres", "blue", "shop:1.2", keep=3))[-1]
+    assert script.index('echo "backup=$name"') < script.index("pruned=") < script.index('rm -f "$file"'), \
+        "pruning belongs to the success branch only"
+    dumps = [f"2026120{day}T101500Z-blue-shop-1.{day}.dump" for day in range(1, 7)]
+    others = ["notes.txt", "manual.dump", "20261201T101500Z-blue-shop-1.1.dump.partial"]
+    for name in dumps + others:
+        (tmp_path / name).write_text("x")
+    done = subprocess.run(["sh", "-c", prune_backups(str(tmp_path), 3)], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(dumps[-3:] + others)
+    assert sorted(done.stdout.split()) == sorted(f"pruned={name}" for name in dumps[:3])
+
+
+def test_backups_keep_reaches_the_backup_step():
+    monitor, _ = run_program({**config(), "backups": '{"keep": 4}'})
+    assert "| tail -n +5 |" in monitor.registrations["blue-backup"].inputs["create"]
 
 
 def test_release_steps_only_run_on_create_and_carry_their_output_on_update():
@@ -60,3 +82,12 @@ def test_when_both_colors_change_their_migrations_run_one_after_the_other():
     assert monitor.depends_on("blue-backup", "green-migrate")
     assert monitor.depends_on("blue-migrate", "green-migrate")
     assert not monitor.depends_on("green-migrate", "blue-migrate")
+
+
+def test_step_output_that_can_hold_a_secret_is_secret_and_the_migration_is_not_logged():
+    monitor, _ = run_program(config(blueImage="", blueBuild=json.dumps({"context": "harness/images/testapp"})))
+    regs = monitor.registrations
+    assert set(regs["blue-migrate"].secret_outputs) == {"stdout", "stderr"}
+    assert regs["blue-migrate"].inputs["logging"] == "none"
+    assert set(regs["blue-build"].secret_outputs) == {"stdout", "stderr"}
+    assert regs["blue-backup"].secret_outputs == ["stderr"]
