@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,10 +34,19 @@ _SPEC_KEYS = tuple(f.name for f in fields(PollSpec) if f.name != "headers")
 _GUARDED = (*_SPEC_KEYS, "triggers")
 
 
-def _headers_digest(headers: Any) -> str:
+def _headers_digest(headers: Any, salt: str | None) -> str:
     # Diff gets the old *outputs*, which leave the headers out (they carry the preview token), so
     # the outputs keep this digest instead and Diff compares it with the new headers' digest.
-    return hashlib.sha256(json.dumps(headers or {}, sort_keys=True, default=str).encode()).hexdigest()
+    # Salted and stretched: the state is plain text, and an unsalted SHA-256 of a short header
+    # set can be looked up or compared across stacks. Gates recorded before salting have no salt
+    # and keep their plain digest until they next run.
+    text = json.dumps(headers or {}, sort_keys=True, default=str).encode()
+    if salt is None:
+        return hashlib.sha256(text).hexdigest()
+    return hashlib.pbkdf2_hmac("sha256", text, bytes.fromhex(salt), DIGEST_ROUNDS).hex()
+
+
+DIGEST_ROUNDS = 200_000
 
 
 def _rollback(command: Mapping[str, Any]) -> str:
@@ -73,9 +83,11 @@ def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _outputs(props: Mapping[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     # The headers (preview token) are left out of the outputs on purpose.
+    salt = secrets.token_hex(16)
     return {
         **{k: v for k, v in props.items() if k != "headers"},
-        "headers_digest": _headers_digest(props.get("headers")),
+        "headers_salt": salt,
+        "headers_digest": _headers_digest(props.get("headers"), salt),
         "result": result,
     }
 
@@ -91,7 +103,7 @@ class HealthGateProvider(dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         changed = [key for key in _GUARDED if olds.get(key) != news.get(key)]
-        if olds.get("headers_digest") != _headers_digest(news.get("headers")):
+        if olds.get("headers_digest") != _headers_digest(news.get("headers"), olds.get("headers_salt")):
             changed.append("headers")
         return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 

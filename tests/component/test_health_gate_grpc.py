@@ -15,6 +15,7 @@ sent as nulls.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -419,6 +420,17 @@ def test_changed_headers_diff_to_changes(provider: ProviderProcess, target_facto
             timeout=30,
         )
         assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME, headers
+
+
+def test_the_headers_digest_in_the_state_is_salted(provider: ProviderProcess, target_factory: Any) -> None:
+    # Two gates with the same token keep different digests, and neither is the plain SHA-256 one
+    # could look up or compare across stacks.
+    target = target_factory(lambda _n: Reply(200, "OK", "blue"))
+    headers = {"X-Bluegreen-Preview-Token": TOKEN}
+    digests = [plain(create(provider, gate_inputs(target.url, headers=headers)).outputs)["headers_digest"]
+               for _ in range(2)]
+    unsalted = hashlib.sha256(json.dumps(headers, sort_keys=True).encode()).hexdigest()
+    assert digests[0] != digests[1] and unsalted not in digests, digests
 
 
 def test_changed_image_diffs_to_changes_and_update_polls_again(provider: ProviderProcess, target_factory: Any) -> None:
