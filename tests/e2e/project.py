@@ -39,6 +39,7 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    args: tuple[str, ...] = ()
 
     @property
     def output(self) -> str:
@@ -61,6 +62,8 @@ class PulumiStack:
     ):
         self.workdir = workdir
         self.stack = stack
+        # Every run's output, for the test that looks for secret values in what users see.
+        self.runs: list[Run] = []
         copy_program(source, workdir, files)
         (workdir / ".venv").symlink_to(REPO / ".venv")
         backend = workdir / ".state"
@@ -78,7 +81,8 @@ class PulumiStack:
             ["pulumi", *args, "--non-interactive", "--color", "never", *self._stack_flag(args)],
             cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
         )
-        run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began)
+        run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began, args)
+        self.runs.append(run)
         if check and run.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({run.returncode}):\n{run.output[-6000:]}")
         return run
@@ -103,6 +107,17 @@ class PulumiStack:
 
     def up(self, *extra: str, check: bool = True) -> Run:
         return self.run("up", "--yes", "--skip-preview", *extra, check=check)
+
+    def generated_secrets(self) -> dict[str, str]:
+        """The passwords and keys the stack generated (pulumi-random), by resource name."""
+        state = json.loads(self.run("stack", "export", "--show-secrets").stdout)
+        found = {}
+        for resource in state["deployment"].get("resources", []):
+            if resource["type"] == "random:index/randomPassword:RandomPassword":
+                result = resource.get("outputs", {}).get("result")
+                value = json.loads(result["plaintext"]) if isinstance(result, dict) else result
+                found[resource["urn"].rsplit("::", 1)[-1]] = value
+        return found
 
     def outputs(self) -> dict[str, Any]:
         return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)

@@ -44,6 +44,7 @@ BASE_CONFIG: dict[str, Any] = local_stack_config(
     blueImage=V1,
     healthGate={"deadlineSeconds": 15, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},
     medusa={"serverMemoryMb": 256, "workerMemoryMb": 256, "stopTimeoutSeconds": 5},
+    backups={"keep": 2},
 )
 
 
@@ -316,7 +317,8 @@ def helper(stack: PulumiStack, verb: str, *args: str) -> Run:
         [str(REPO / "bin/bluegreen"), "--stack", stack.stack, "--cwd", str(stack.workdir), verb, *args],
         env=stack.env, capture_output=True, text=True, timeout=900, check=False,
     )
-    run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began)
+    run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began, ("bin/bluegreen", verb, *args))
+    stack.runs.append(run)
     assert run.returncode == 0, f"bin/bluegreen {verb} failed ({run.returncode}):\n{run.output[-4000:]}"
     return run
 
@@ -337,6 +339,38 @@ def test_f2_release_helper_then_rollback_from_history(stack: PulumiStack) -> Non
                        f"{load.report.flip_summary('green')}")
     assert live() == {"color": "green", "version": "v1", "mode": "server"}
     stack.run("preview", "--expect-no-changes")
+
+
+def test_f3_backups_keep_the_newest_and_prune_the_rest(stack: PulumiStack) -> None:
+    given(stack, "green", blue=V1, green=V1)
+    made = []
+    for active, green in (("blue", V1), ("green", V2)):  # blue to v2, then green to v2
+        configure(stack, activeColor=active, blueImage=V2, greenImage=green)
+        stack.up()
+        made.append(stack.outputs()["backup"])
+    dumps = [n for n in docker("exec", f"{PREFIX}-postgres", "ls", "/backups").split() if n.endswith(".dump")]
+    measure(f"f3. backups.keep=2: after two releases the volume holds {len(dumps)} dump(s)")
+    assert sorted(dumps) == sorted(made), (dumps, made)
+
+
+def test_f4_no_secret_value_in_the_state_or_any_run_output(stack: PulumiStack) -> None:
+    """Everything a user or a CI log sees: every pulumi run of this module so far, the state as
+    `pulumi stack export` writes it, and the stack's outputs without --show-secrets."""
+    given(stack, "green", blue=V1, green=V1)
+    stack.run("config", "set", "--secret", "previewToken", PREVIEW_TOKEN)
+    secrets = {**stack.generated_secrets(), "previewToken": PREVIEW_TOKEN}
+    assert {"postgres-password", "redis-password", "meilisearch-master-key", "jwt-secret",
+            "cookie-secret"} <= secrets.keys(), secrets.keys()
+    seen = {
+        "pulumi stack export": stack.run("stack", "export").stdout,
+        "pulumi stack output --json": stack.run("stack", "output", "--json").stdout,
+    }
+    # Runs that asked for the secrets (--show-secrets) are the only ones allowed to show them.
+    seen.update({f"run {i}: {' '.join(run.args[:2])}": run.output
+                 for i, run in enumerate(stack.runs) if "--show-secrets" not in run.args})
+    measure(f"f4. {len(secrets)} secret values searched in the state, the outputs and {len(seen) - 2} run outputs")
+    leaks = [f"{name} in `{where}`" for name, value in secrets.items() for where, text in seen.items() if value in text]
+    assert not leaks, leaks
 
 
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:
