@@ -57,6 +57,9 @@ def router_config_input(settings: Settings) -> RouterConfigInput:
         rate_limit_per_second=settings.router.rate_limit_per_second,
         rate_limit_burst=settings.router.rate_limit_burst,
         max_body_size=settings.router.max_body_size,
+        max_connections_per_client=settings.router.max_connections_per_client,
+        client_timeout_seconds=settings.router.client_timeout_seconds,
+        trusted_proxies=tuple(settings.router.trusted_proxies),
     )
 
 

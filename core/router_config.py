@@ -5,6 +5,7 @@ Pure: the same input gives the same bytes. The output never depends on which col
 from the state directory that nginx/bluegreen-router.sh switches.
 """
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ LOOPBACK = "127.0.0.1"
 # CONNECT_TIMEOUT_SECONDS. One DNS query per second per worker and name costs nothing.
 RESOLVER_VALID_SECONDS = 1
 CONNECT_TIMEOUT_SECONDS = 1
+
+# How long an idle keep-alive connection stays open: the nginx image's own value, and above the
+# 60 s default idle timeout of common load balancers (AWS ALB among them), so such a proxy in front
+# never reuses a connection nginx is just closing (that race is a 502 at the proxy). An idle connection
+# holds no limit_conn slot (nginx counts only connections with a request in progress), and
+# client_header_timeout bounds a connection that opens and sends nothing.
+KEEPALIVE_TIMEOUT_SECONDS = 65
 
 # The header that opens the preview route when a preview token is set; nginx sees a header as
 # $http_<lowercase name, dashes as underscores>.
@@ -86,6 +94,13 @@ class RouterConfigInput:
     rate_limit_per_second: int = 50
     rate_limit_burst: int = 100
     max_body_size: str = "50m"
+    # Requests one client address may have in progress at once on a server; beyond it, 503.
+    max_connections_per_client: int = 100
+    # How long a client may take to send a request's headers or body, or to read a response.
+    client_timeout_seconds: int = 30
+    # Networks of proxies in front of the router (CIDR strings): only from these is
+    # X-Forwarded-For the client address and X-Forwarded-Proto the scheme.
+    trusted_proxies: Sequence[str] = field(default_factory=tuple)
 
 
 def docker_upstreams(prefix: str) -> dict[Color, str]:
@@ -103,6 +118,11 @@ def _fill(template_name: str, values: Mapping[str, str]) -> str:
     if missing:
         raise KeyError(f"{template_name}: no value for {missing}")
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def _fill_snippet(template_name: str, values: Mapping[str, str]) -> str:
+    """A template that goes into a placeholder line of another: without its last newline."""
+    return _fill(template_name, values).rstrip("\n")
 
 
 def _indent(lines: Sequence[str], depth: int) -> str:
@@ -123,15 +143,20 @@ def _security_headers(tls: bool) -> list[str]:
     return headers
 
 
-def _proxy_common() -> list[str]:
+def _proxy_common(public: bool) -> list[str]:
+    # On the public servers the forwarded headers come from http.conf.tmpl's maps, which trust
+    # a client's own X-Forwarded-* only from router.trustedProxies; the preview routes have no
+    # proxy in front and keep nginx's own values.
+    forwarded_for = "$bg_forwarded_for" if public else "$proxy_add_x_forwarded_for"
+    forwarded_proto = "$bg_forwarded_proto" if public else "$scheme"
     return [
         "proxy_http_version 1.1;",
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $bg_connection_upgrade;",
         "proxy_set_header Host $host;",
         "proxy_set_header X-Real-IP $remote_addr;",
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
+        f"proxy_set_header X-Forwarded-For {forwarded_for};",
+        f"proxy_set_header X-Forwarded-Proto {forwarded_proto};",
         "proxy_set_header X-Forwarded-Host $host;",
         # Inside one Docker host the kernel completes a TCP handshake in well under a
         # millisecond, whatever the app is doing, so a second is ample. A dead color's last
@@ -163,6 +188,34 @@ def _validate(spec: RouterConfigInput) -> None:
     for origin in spec.search_cors_origins:
         if not re.match(r"^https?://[a-z0-9.-]+(:[0-9]+)?$", origin):
             raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
+    for proxy in spec.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"trusted proxy {proxy!r} is not an IP address or CIDR network") from None
+    for name in ("rate_limit_per_second", "max_connections_per_client", "client_timeout_seconds"):
+        if getattr(spec, name) < 1:
+            raise ValueError(f"{name} must be at least 1")
+
+
+def _client_limits(spec: RouterConfigInput) -> str:
+    return _fill_snippet(
+        "client-limits.conf.tmpl",
+        {
+            "max_connections_per_client": str(spec.max_connections_per_client),
+            "client_timeout": f"{spec.client_timeout_seconds}s",
+            "keepalive_timeout": f"{KEEPALIVE_TIMEOUT_SECONDS}s",
+        },
+    )
+
+
+def _real_ip(spec: RouterConfigInput) -> str:
+    if not spec.trusted_proxies:
+        return ""
+    return _fill_snippet(
+        "real-ip.conf.tmpl",
+        {"set_real_ip_from": _indent([f"set_real_ip_from {proxy};" for proxy in spec.trusted_proxies], 1)},
+    )
 
 
 def render_router_config(spec: RouterConfigInput) -> str:
@@ -171,7 +224,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
     headers = _security_headers(tls)
     proxy_live = [
         "proxy_pass http://$bg_live_upstream;",
-        *_proxy_common(),
+        *_proxy_common(public=True),
         f"add_header {COLOR_HEADER} $bg_live always;",
         *headers,
     ]
@@ -185,7 +238,10 @@ def render_router_config(spec: RouterConfigInput) -> str:
         "state_dir": spec.state_dir,
         "resolver": resolver,
         "max_body_size": spec.max_body_size,
+        "client_limits": _client_limits(spec),
     }
+    # Every public location but the router's own health and the ACME challenge.
+    rate_limit = _indent([f"limit_req zone=bg_per_client burst={spec.rate_limit_burst} nodelay;"], 2)
 
     search = ""
     if spec.meilisearch_upstream:
@@ -193,7 +249,8 @@ def render_router_config(spec: RouterConfigInput) -> str:
             "search-location.conf.tmpl",
             {
                 "meilisearch_upstream": spec.meilisearch_upstream,
-                "proxy_common": _indent(_proxy_common(), 2),
+                "rate_limit": rate_limit,
+                "proxy_common": _indent(_proxy_common(public=True), 2),
                 "security_headers": _indent(headers, 2),
             },
         )
@@ -225,7 +282,8 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 "blue_upstream": spec.upstreams["blue"],
                 "green_upstream": spec.upstreams["green"],
                 "search_cors_map": _indent([f'"{o}" "{o}";' for o in spec.search_cors_origins], 1),
-                "rate_limit": str(spec.rate_limit_per_second),
+                "trusted_proxies_geo": _indent([f"{proxy} 1;" for proxy in spec.trusted_proxies], 1),
+                "rate_limit_per_second": str(spec.rate_limit_per_second),
             },
         ),
         _fill(
@@ -236,7 +294,8 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 "tls": tls_block,
                 "proxy_live": _indent(proxy_live, 2),
                 "search_location": search,
-                "rate_limit_burst": str(spec.rate_limit_burst),
+                "rate_limit": rate_limit,
+                "real_ip": _real_ip(spec),
             },
         ),
     ]
@@ -249,6 +308,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
                     **common,
                     "listen": _indent([f"listen {spec.listen_http} default_server;"], 1),
                     "https_port_suffix": suffix,
+                    "real_ip": _real_ip(spec),
                     "acme_challenge": _indent(_acme_challenge(spec.acme_webroot), 1) if spec.acme_webroot else "",
                 },
             )
@@ -264,7 +324,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
             2,
         )
     # The token opens the route; it is never passed on to Medusa.
-    proxy_preview = _indent([*_proxy_common(), f'proxy_set_header {PREVIEW_TOKEN_HEADER} "";'], 2)
+    proxy_preview = _indent([*_proxy_common(public=False), f'proxy_set_header {PREVIEW_TOKEN_HEADER} "";'], 2)
     for purpose, listen, guard in (
         ("The published preview route (loopback by default), for people", str(spec.listen_preview), token_guard),
         ("The probe route: loopback of the container, for `docker exec`", f"{LOOPBACK}:{spec.listen_probe}", ""),

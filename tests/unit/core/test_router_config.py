@@ -1,17 +1,25 @@
 """The rendered router config: the parts a flip and a dead color depend on."""
 
+import json
 import re
 
+import pytest
+
+from core import component_inputs as inputs
 from core.router_config import (
     CONNECT_TIMEOUT_SECONDS,
+    KEEPALIVE_TIMEOUT_SECONDS,
     PREVIEW_PORT,
     PREVIEW_TOKEN_HEADER,
     PROBE_PORT,
     RESOLVER_VALID_SECONDS,
+    TLS_IN_ROUTER,
     RouterConfigInput,
     docker_upstreams,
     render_router_config,
 )
+from core.settings import load_settings
+from tests.unit.configs import config
 
 
 def rendered() -> str:
@@ -40,3 +48,119 @@ def test_the_probe_listener_is_the_container_loopback_and_has_no_token_guard() -
     assert "a-long-random-preview-token" not in probe[0] and "a-long-random-preview-token" in published[0]
     for block in (probe[0], published[0]):
         assert f'proxy_set_header {PREVIEW_TOKEN_HEADER} "";' in block
+
+
+# ---------------------------------------------------------------------------------------------
+# per-client limits, the search allow-list and trusted proxies (what is rendered; the behaviour
+# is proven against real nginx in tests/component/test_router_limits.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _full(**overrides: object) -> str:
+    """Every server block: TLS with ACME (so the redirect server exists) and search on."""
+    spec = RouterConfigInput(
+        domain="shop.example.com", upstreams=docker_upstreams("shop"), tls=TLS_IN_ROUTER,
+        acme_webroot="/var/www/acme", meilisearch_upstream="meilisearch:7700", **overrides)  # type: ignore[arg-type]
+    return render_router_config(spec)
+
+
+def _servers(text: str) -> list[str]:
+    return text.split("server {")[1:]
+
+
+def _locations(server: str) -> dict[str, str]:
+    blocks = re.split(r"\n    location ", server)[1:]
+    return {block.split(" {", 1)[0]: block for block in blocks}
+
+
+def test_every_server_limits_connections_per_client_and_bounds_slow_clients() -> None:
+    text = _full(max_connections_per_client=7, client_timeout_seconds=11)
+    assert "limit_conn_zone $binary_remote_addr zone=bg_conn_per_client:10m;" in text
+    servers = _servers(text)
+    assert len(servers) == 4  # public (TLS), HTTP redirect, preview, probe
+    for server in servers:
+        for directive in (
+            "limit_conn bg_conn_per_client 7;",
+            "limit_conn_status 503;",
+            "client_header_timeout 11s;",
+            "client_body_timeout 11s;",
+            "send_timeout 11s;",
+            f"keepalive_timeout {KEEPALIVE_TIMEOUT_SECONDS}s;",
+        ):
+            assert directive in server, (directive, server[:200])
+
+
+def test_every_public_location_is_rate_limited_but_the_router_health_and_acme() -> None:
+    text = _full(rate_limit_per_second=3, rate_limit_burst=9)
+    assert "limit_req_zone $binary_remote_addr zone=bg_per_client:10m rate=3r/s;" in text
+    public, redirect = _servers(text)[:2]
+    locations = _locations(public)
+    assert set(locations) == {"= /_bluegreen/health", "= /health", "/app", "/search/", "/"}
+    for name, block in locations.items():
+        limited = "limit_req zone=bg_per_client burst=9 nodelay;" in block
+        assert limited == (name != "= /_bluegreen/health"), name
+    assert "limit_req_status 429;" in public
+    assert "limit_req " not in redirect  # its 301s and the ACME challenge are not rate limited
+
+
+def test_only_the_search_endpoints_are_routed_to_meilisearch() -> None:
+    text = _full()
+    entries = re.findall(r'^    "~(\^[^"]+)"\s+1;$', text.split("$bg_search_route {", 1)[1].split("}", 1)[0], re.M)
+    routes = [re.compile(entry) for entry in entries]
+
+    def public(method: str, uri: str) -> bool:
+        return any(route.match(f"{method} {uri}") for route in routes)
+
+    for method, uri in [
+        ("GET", "/search/indexes/products/search"), ("POST", "/search/indexes/products/search"),
+        ("POST", "/search/indexes/Prod_1-x/facet-search"), ("POST", "/search/multi-search"),
+        ("OPTIONS", "/search/multi-search"), ("OPTIONS", "/search/indexes/products/search"),
+    ]:
+        assert public(method, uri), (method, uri)
+    for method, uri in [
+        ("GET", "/search/keys"), ("POST", "/search/keys"), ("DELETE", "/search/indexes/products"),
+        ("POST", "/search/indexes/products/documents"), ("POST", "/search/dumps"),
+        ("PATCH", "/search/indexes/products/settings"), ("DELETE", "/search/indexes/products/search"),
+        ("GET", "/search/multi-search"), ("GET", "/search/indexes/products/documents/search"),
+        ("GET", "/search/indexes/products/search/"), ("GET", "/search/indexes/a.b/search"),
+    ]:
+        assert not public(method, uri), (method, uri)
+    search = _locations(_servers(text)[0])["/search/"]
+    assert search.index("if ($bg_search_route = 0)") < search.index("proxy_pass")
+
+
+def test_without_trusted_proxies_client_forwarded_headers_are_not_believed() -> None:
+    text = _full()
+    assert "set_real_ip_from" not in text and "real_ip_header" not in text
+    geo = text.split("$bg_from_trusted_proxy {", 1)[1].split("}", 1)[0]
+    assert [line.strip() for line in geo.splitlines() if line.strip()] == ["default 0;"]
+
+
+def test_trusted_proxies_set_the_client_address_and_scheme_on_the_public_servers_only() -> None:
+    text = _full(trusted_proxies=("10.0.0.0/8", "2001:db8::/32"))
+    geo = text.split("$bg_from_trusted_proxy {", 1)[1].split("}", 1)[0]
+    assert "10.0.0.0/8 1;" in geo and "2001:db8::/32 1;" in geo
+    public, redirect, preview, probe = _servers(text)
+    for server in (public, redirect):
+        assert "set_real_ip_from 10.0.0.0/8;" in server and "set_real_ip_from 2001:db8::/32;" in server
+        assert "real_ip_header X-Forwarded-For;" in server and "real_ip_recursive on;" in server
+    assert set(re.findall(r"X-Forwarded-Proto (\S+);", public)) == {"$bg_forwarded_proto"}
+    assert set(re.findall(r"X-Forwarded-For (\S+);", public)) == {"$bg_forwarded_for"}
+    for server in (preview, probe):
+        assert "set_real_ip_from" not in server
+        assert set(re.findall(r"X-Forwarded-Proto (\S+);", server)) == {"$scheme"}
+
+
+def test_a_trusted_proxy_that_is_not_a_network_is_refused() -> None:
+    with pytest.raises(ValueError, match="trusted proxy"):
+        _full(trusted_proxies=("10.0.0.0/8; include /etc/passwd",))
+
+
+def test_the_router_settings_reach_the_rendered_config() -> None:
+    router = {"maxConnectionsPerClient": 12, "clientTimeoutSeconds": 9, "trustedProxies": ["173.245.48.0/20"],
+              "rateLimitPerSecond": 4, "rateLimitBurst": 8}
+    settings = load_settings(config(router=json.dumps(router)))
+    text = render_router_config(inputs.router_config_input(settings))
+    for directive in ("limit_conn bg_conn_per_client 12;", "client_body_timeout 9s;",
+                      "set_real_ip_from 173.245.48.0/20;", "rate=4r/s;", "burst=8 nodelay;"):
+        assert directive in text, directive
