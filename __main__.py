@@ -3,10 +3,10 @@
 import pulumi
 
 from components.stack import build_stack
-from core.settings import SettingsError, load_settings, read_pulumi_config
+from core.settings import SettingsError, load_settings, read_pulumi_config, read_pulumi_secret_keys
 
 try:
-    settings = load_settings(read_pulumi_config())
+    settings = load_settings(read_pulumi_config(), read_pulumi_secret_keys())
 except SettingsError as error:
     # RunError prints the message without a Python traceback, before any resource exists.
     raise pulumi.RunError(str(error)) from None

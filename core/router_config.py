@@ -56,7 +56,7 @@ COLOR_HEADER = "X-Bluegreen-Color"
 _PREVIEW_TOKEN_VARIABLE = "$http_" + PREVIEW_TOKEN_HEADER.lower().replace("-", "_")
 
 _PLACEHOLDER = re.compile(r"{{([a-z_]+)}}")
-_NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
+NGINX_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _validate(spec: RouterConfigInput) -> None:
     for color in ("blue", "green"):
         if color not in spec.upstreams or not re.match(r"^[A-Za-z0-9.-]+:[0-9]+$", spec.upstreams[color]):
             raise ValueError(f"upstream for {color} must be host:port, got {spec.upstreams.get(color)!r}")
-    if spec.preview_token is not None and not _NGINX_TOKEN.match(spec.preview_token):
+    if spec.preview_token is not None and not NGINX_TOKEN.match(spec.preview_token):
         raise ValueError("preview token may only contain letters, digits and . _ ~ -")
     for origin in spec.search_cors_origins:
         if not re.match(r"^https?://[a-z0-9.-]+(:[0-9]+)?$", origin):

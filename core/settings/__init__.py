@@ -10,7 +10,7 @@ model.py: the whole config; checks.py: the rules that span keys; problems.py: me
 load.py: raw config in, Settings out.
 """
 
-from core.settings.load import load_settings, read_pulumi_config
+from core.settings.load import load_settings, read_pulumi_config, read_pulumi_secret_keys
 from core.settings.model import KNOWN_KEYS, OBJECT_KEYS, SECRET_KEYS, Settings
 from core.settings.problems import SettingsError
 from core.settings.sections import (
@@ -35,5 +35,5 @@ __all__ = [
     "HealthGateSettings",
     "ImageBuild", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings", "RouterSettings",
     "S3Settings", "ServiceImages", "Settings", "SettingsError", "TimeoutSettings", "TlsSettings",
-    "load_settings", "read_pulumi_config",
+    "load_settings", "read_pulumi_config", "read_pulumi_secret_keys",
 ]

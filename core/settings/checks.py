@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 
 from core.naming import COLORS
 from core.settings.model import Settings
-from core.settings.types import SECRET_LOOKING_NAME
+from core.settings.types import carries_a_url_password, looks_like_a_secret
 
 Check = Callable[[Settings], list[str]]
 
@@ -69,6 +70,9 @@ def redis_url_matches_mode(s: Settings) -> list[str]:
             "redisUrl: required because redis.mode is external; set it with "
             "`pulumi config set --secret redisUrl redis://default:pass@host:6379/0`"
         ]
+    if s.redis.mode == "bundled" and s.redis_url is not None:
+        return ["redisUrl: set, but redis.mode is bundled, so it would be ignored; remove it "
+                "(`pulumi config rm redisUrl`) or set redis.mode to external"]
     return []
 
 
@@ -123,14 +127,73 @@ def build_args_are_not_secrets(s: Settings) -> list[str]:
     problems = []
     for color in COLORS:
         build = s.build_for(color)
-        for name in build.args if build else {}:
-            if SECRET_LOOKING_NAME.search(name.upper()):
+        for name, value in build.args.items() if build else ():
+            if looks_like_a_secret(name) or carries_a_url_password(value):
+                what = "looks like a secret" if looks_like_a_secret(name) else "carries a password in a URL"
                 problems.append(
-                    f"{color}Build.args.{name}: looks like a secret, but build args reach the docker command "
+                    f"{color}Build.args.{name}: {what}, but build args reach the docker command "
                     f"line and the image history; pass it as a BuildKit secret file instead "
                     f"(`pulumi config set --path {color}Build.secretFiles.<id> /path/to/file`)"
                 )
     return problems
+
+
+def _on_this_machine(path: str) -> Path:
+    """A path from the config as the build resolves it: relative to the project directory
+    (core/component_inputs.py hands PROJECT_DIR to core/app_build.plan_build, which resolves it)."""
+    from core.component_inputs import PROJECT_DIR  # imports core.settings: only once it is loaded
+
+    return (PROJECT_DIR / path).resolve()
+
+
+def build_inputs_exist_here(s: Settings) -> list[str]:
+    # The build runs `docker build` on the machine running `pulumi up`: a missing directory or file
+    # would otherwise surface as a traceback after the base services were registered.
+    from core.app_build import ignore_patterns
+
+    problems = []
+    for color in COLORS:
+        build = s.build_for(color)
+        if build is None or color != s.active_color:
+            continue
+        key = f"{color}Build.context"
+        fix = f"`pulumi config set --path {key} ./app` (relative to the project directory, where Pulumi.yaml is)"
+        root = _on_this_machine(build.context)
+        if not root.exists():
+            problems.append(f"{key}: {root} does not exist on this machine; point it at the app directory: {fix}")
+        elif not root.is_dir():
+            problems.append(f"{key}: {root} is a file, not a directory; point it at the directory that holds "
+                            f"the Dockerfile: {fix}")
+        elif not (root / "Dockerfile").is_file():
+            problems.append(f"{key}: {root} has no Dockerfile (the build always uses ./Dockerfile in the context); "
+                            f"add one or point it at the app directory: {fix}")
+        else:
+            try:
+                ignore_patterns(root)
+            except (ValueError, OSError) as error:
+                problems.append(f"{key}: the ignore file cannot be read as Docker does ({error}); fix the pattern")
+        for secret_id, path in build.secret_files.items():
+            where = f"{color}Build.secretFiles.{secret_id}"
+            file = _on_this_machine(path)
+            set_it = f"`pulumi config set --path {where} /path/to/file`"
+            if "," in path:
+                problems.append(f"{where}: the path contains a comma, which docker's --secret option splits on; "
+                                f"move the file and set {set_it}")
+            elif path.startswith("~"):
+                problems.append(f"{where}: `~` is not expanded; give the full path: {set_it}")
+            elif not file.is_file():
+                state = "is not a file" if file.exists() else "does not exist"
+                problems.append(f"{where}: {file} {state} on this machine (the build reads it here); {set_it}")
+    return problems
+
+
+def env_names_are_set_once(s: Settings) -> list[str]:
+    # Rule 10b: one way in. Both would reach the container and one would silently win.
+    return [
+        f"extraSecretEnv.{name}: also set in medusa.env; keep one (`pulumi config rm --path medusa.env.{name}` "
+        f"or `pulumi config rm --path extraSecretEnv.{name}`)"
+        for name in sorted(set(s.medusa.env) & set(s.extra_secret_env))
+    ]
 
 
 CHECKS: tuple[Check, ...] = (
@@ -143,6 +206,8 @@ CHECKS: tuple[Check, ...] = (
     public_preview_needs_a_token,
     acme_needs_a_public_name_on_port_80,
     build_args_are_not_secrets,
+    build_inputs_exist_here,
+    env_names_are_set_once,
 )
 
 

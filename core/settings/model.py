@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic.alias_generators import to_camel
 
 from core.naming import Color
@@ -29,12 +30,15 @@ from core.settings.types import (
     SECRET,
     ApiKey,
     AppSecret,
+    DockerHost,
     HostName,
     ImageRef,
     LongToken,
     Password,
     PostgresUrl,
+    PreviewToken,
     RedisUrl,
+    SecretValue,
     secret_field,
 )
 
@@ -48,9 +52,7 @@ class Settings(Section):
     other_color: Literal["warm", "stopped"] = "warm"
     domain: HostName
     prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "medusa"
-    docker_host: Annotated[str, Field(pattern=r"^(unix|ssh|tcp)://\S+$")] = (
-        "unix:///var/run/docker.sock"
-    )
+    docker_host: DockerHost = "unix:///var/run/docker.sock"
     medusa: MedusaSettings = MedusaSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
@@ -73,12 +75,12 @@ class Settings(Section):
     meilisearch_master_key: LongToken | None = secret_field()
     database_url: PostgresUrl | None = secret_field()
     redis_url: RedisUrl | None = secret_field()
-    preview_token: LongToken | None = secret_field()
+    preview_token: PreviewToken | None = secret_field()
     stripe_api_key: ApiKey | None = secret_field()
     resend_api_key: ApiKey | None = secret_field()
     s3_access_key_id: ApiKey | None = secret_field()
     s3_secret_access_key: ApiKey | None = secret_field()
-    extra_secret_env: dict[SecretEnvName, SecretStr] = secret_field(default={})
+    extra_secret_env: dict[SecretEnvName, SecretValue] = secret_field(default={})
 
     def image_for(self, color: Color) -> str | None:
         """The color's image reference from config (None if it is built or absent)."""
@@ -97,7 +99,10 @@ class Settings(Section):
 
     @property
     def preview_url(self) -> str:
-        return f"http://{self.router.probe_host}:{self.router.preview_port}"
+        host = self.router.probe_host
+        if ":" in host and ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+        return f"http://{host}:{self.router.preview_port}"
 
 
 def _is_secret(name: str) -> bool:
@@ -115,3 +120,19 @@ def _is_object(name: str) -> bool:
 KNOWN_KEYS = frozenset(to_camel(name) for name in Settings.model_fields)
 SECRET_KEYS = frozenset(to_camel(name) for name in Settings.model_fields if _is_secret(name))
 OBJECT_KEYS = frozenset(to_camel(name) for name in Settings.model_fields if _is_object(name))
+
+
+def keys_beside(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the section at loc (config aliases, e.g. ('router',) -> httpPort, ...): what a
+    misspelt nested key is compared with. Empty where loc is not a section."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
+        if field is None:
+            return []
+        candidates = getattr(field.annotation, "__args__", ()) or (field.annotation,)
+        sections = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not sections:
+            return []
+        model = sections[0]
+    return [f.alias or name for name, f in model.model_fields.items()]

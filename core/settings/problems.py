@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from difflib import get_close_matches
 from typing import Any
 
 # The key a dict-key error is reported under, e.g. ('medusa', 'env', 'bad-name', '[key]').
@@ -34,13 +35,30 @@ def config_key(loc: Iterable[int | str]) -> str:
     return ".".join(parts)
 
 
-def problem_from(error: Mapping[str, Any], secret_keys: frozenset[str]) -> str:
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known key a misspelt one most likely meant (case does not count: httpport -> httpPort)."""
+    by_lower = {k.lower(): k for k in known}
+    match = get_close_matches(name.lower(), sorted(by_lower), n=1)
+    return by_lower[match[0]] if match else None
+
+
+def problem_from(
+    error: Mapping[str, Any],
+    secret_keys: frozenset[str],
+    keys_beside: Callable[[tuple[int | str, ...]], Iterable[str]] = lambda loc: (),
+) -> str:
+    """`keys_beside(loc)`: the keys valid where loc's last part is, for a "did you mean"."""
     loc = tuple(error["loc"])
     key = config_key(loc)
     kind = error["type"]
     if kind == "missing":
         return f"{key}: required; {HOW_TO_SET.get(key, f'set it with `pulumi config set {key} ...`')}"
     if kind == "extra_forbidden":
+        hint = closest(str(loc[-1]), keys_beside(loc[:-1]))
+        if hint is not None:
+            parent = config_key(loc[:-1])
+            return (f"{key}: unknown setting; did you mean '{parent}.{hint}'? "
+                    f"(`pulumi config rm --path {key}`, then set `{parent}.{hint}`)")
         return f"{key}: unknown setting; see README.md 'Config reference' for the keys"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":

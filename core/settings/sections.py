@@ -5,6 +5,7 @@ A rule that needs two sections is a named check in checks.py instead.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,20 +13,24 @@ from pydantic.alias_generators import to_camel
 
 from core.medusa_env import PROGRAM_ENV
 from core.settings.types import (
-    SECRET_LOOKING_NAME,
     BuildArgName,
     Command,
     EmailAddress,
     EnvName,
+    HostOrIp,
+    HostPath,
     HttpUrl,
     ImageRef,
     IpAddress,
     IpNetworkList,
     OriginList,
     PgIdentifier,
+    PlainText,
+    PlainValue,
     Port,
     RepositoryName,
     SecretId,
+    looks_like_a_secret,
 )
 
 
@@ -46,7 +51,7 @@ def _program_env_name(where: str, fix: str) -> Any:
 
 
 def _plain_env_name(name: str) -> str:
-    if SECRET_LOOKING_NAME.search(name):
+    if looks_like_a_secret(name):
         raise ValueError(
             "looks like a secret but medusa.env is stored in plain text; move it to extraSecretEnv "
             f"(`pulumi config set --secret --path extraSecretEnv.{name} ...`)"
@@ -67,7 +72,7 @@ class MedusaSettings(Section):
     auth_cors: OriginList = []
     backend_url: HttpUrl | None = None  # default: the public URL
     storefront_url: HttpUrl | None = None
-    env: dict[PlainEnvName, str] = {}
+    env: dict[PlainEnvName, PlainValue] = {}
     server_memory_mb: int = Field(default=1024, ge=256)
     worker_memory_mb: int = Field(default=1024, ge=256)
     stop_timeout_seconds: int = Field(default=30, ge=1, le=600)
@@ -90,14 +95,37 @@ class MeilisearchSettings(Section):
     enabled: bool = True
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _bucket(value: str) -> str:
+    if not _BUCKET.fullmatch(value):
+        bare = re.sub(r"^[a-z0-9]+://", "", value.strip()).split("/", 1)[0]
+        hint = f"; did you mean {bare!r}?" if bare != value and _BUCKET.fullmatch(bare) else ""
+        raise ValueError(
+            f"{value!r} is not a bucket name (3-63 lowercase letters, digits, dots and hyphens; no s3:// "
+            f"or path: the endpoint is s3.endpoint){hint}"
+        )
+    return value
+
+
 class S3Settings(Section):
-    bucket: str | None = None
-    region: str | None = None
+    bucket: Annotated[str, AfterValidator(_bucket)] | None = None
+    region: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")] | None = None
     endpoint: HttpUrl | None = None
     file_url: HttpUrl | None = None
 
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _renew_days(value: int) -> int:
+    if value >= 90:
+        raise ValueError(
+            f"must be less than 90, got {value}: a certificate lasts 90 days, so it would be renewed on every "
+            "check until the CA's rate limit refuses it; keep the default 30"
+        )
+    return value
 
 
 class AcmeSettings(Section):
@@ -106,18 +134,18 @@ class AcmeSettings(Section):
     directory_url: HttpUrl = LETS_ENCRYPT
     email: EmailAddress | None = None
     # Renew when fewer days than this are left (Let's Encrypt certificates last 90 days).
-    renew_days: int = Field(default=30, ge=1)
+    renew_days: Annotated[int, Field(ge=1), AfterValidator(_renew_days)] = 30
     check_seconds: int = Field(default=43200, ge=60)
     # A PEM file on the Docker host that the ACME client trusts besides the system CAs: only for
     # a test CA (Pebble) whose directory is served with its own certificate.
-    ca_certificates_path: str | None = None
+    ca_certificates_path: HostPath | None = None
 
 
 class TlsSettings(Section):
     enabled: bool = False
     # Bring your own certificate: files on the Docker host. Without them, TLS uses `acme`.
-    cert_path: str | None = None
-    key_path: str | None = None
+    cert_path: HostPath | None = None
+    key_path: HostPath | None = None
     acme: AcmeSettings = AcmeSettings()
 
     @model_validator(mode="after")
@@ -127,6 +155,14 @@ class TlsSettings(Section):
                 "certPath and keyPath go together (files on the Docker host); set both, or neither "
                 "to get certificates from tls.acme"
             )
+        if self.cert_path and not self.enabled:
+            raise ValueError(
+                "certPath and keyPath are set but enabled is false, so the site would be served over plain "
+                "HTTP; turn TLS on (`pulumi config set --path tls.enabled true`) or remove them "
+                "(`pulumi config rm --path tls.certPath && pulumi config rm --path tls.keyPath`)"
+            )
+        if self.cert_path and self.cert_path == self.key_path:
+            raise ValueError("certPath and keyPath name the same file; keyPath is the private key's own file")
         return self
 
     @property
@@ -143,7 +179,7 @@ class RouterSettings(Section):
     preview_bind_address: IpAddress = "127.0.0.1"
     preview_port: Port = 9080
     # The host name in the `previewUrl` output.
-    probe_host: str = "127.0.0.1"
+    probe_host: HostOrIp = "127.0.0.1"
     rate_limit_per_second: int = Field(default=50, ge=1)
     rate_limit_burst: int = Field(default=100, ge=0)
     max_body_size: Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")] = "50m"
@@ -157,16 +193,29 @@ class RouterSettings(Section):
     trusted_proxies: IpNetworkList = []
 
 
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or "://" in value:
+        raise ValueError(f"{value!r} is not a path; write the path only, starting with /, e.g. /health")
+    # RFC 3986 path and query characters, without the quote and `$` a config or shell line would choke on.
+    if not re.fullmatch(r"/[A-Za-z0-9._~!*+,;=:@%/?&-]*", value):
+        raise ValueError(
+            f"{value!r} contains a character a URL path cannot carry as it is (space, quote, `$`, `#` "
+            "(a fragment is never sent), `<>`, `{}` or a control character); percent-encode it or remove it"
+        )
+    return value
+
+
 class HealthGateSettings(Section):
     """How a color is proven healthy. Every field but `path` is a field of core.health_poll's
     PollSpec of the same name (core/component_inputs.py passes them on as they are)."""
 
-    path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/health"
+    path: Annotated[str, AfterValidator(_url_path)] = "/health"
     timeout_seconds: float = Field(default=5.0, gt=0)
     deadline_seconds: float = Field(default=300.0, gt=0)
     initial_backoff_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=15.0, gt=0)
-    expect_body: str | None = "OK"
+    # "" accepts any body; a line break would never match a one-line body.
+    expect_body: PlainText | None = "OK"
 
     @field_validator("deadline_seconds")
     @classmethod
@@ -234,8 +283,9 @@ class ImageBuild(Section):
     """
 
     context: Annotated[str, Field(min_length=1, pattern=r"^[^\x00\n]+$")]
-    args: dict[BuildArgName, str] = {}
+    args: dict[BuildArgName, PlainText] = {}
     # BuildKit secrets (id -> file on this machine), e.g. a CA bundle for npm; never in the image.
-    secret_files: dict[SecretId, str] = {}
+    # Relative paths are relative to the project directory, like `context` (checks.py checks both).
+    secret_files: dict[SecretId, PlainText] = {}
     repository: RepositoryName | None = None
     target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None

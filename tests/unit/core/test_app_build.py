@@ -82,6 +82,7 @@ def test_build_command_line_shape():
 
 
 def test_the_released_color_is_built_and_its_image_waits_for_the_build(app: Path):
+    (app / "Dockerfile").write_text("FROM medusa-bg/node:22\n")  # settings refuse a context without one
     monitor, outputs = run_program(
         config(activeColor="green", blueImage="registry.example.com/shop/medusa:1.0.0",
                greenBuild=json.dumps({"context": str(app), "args": {"NODE_IMAGE": "medusa-bg/node:22"}}))
@@ -98,6 +99,7 @@ def test_the_released_color_is_built_and_its_image_waits_for_the_build(app: Path
 
 
 def test_unchanged_app_plans_the_same_build(app: Path):
+    (app / "Dockerfile").write_text("FROM medusa-bg/node:22\n")  # settings refuse a context without one
     raw = config(greenBuild=json.dumps({"context": str(app)}), activeColor="green",
                  blueImage="registry.example.com/shop/medusa:1.0.0")
     first = run_program(raw)[0].registrations["green-build"].inputs["create"]
