@@ -45,6 +45,9 @@ class ColorStackArgs:
     backups: BackupSettings
     base_services: Sequence[pulumi.Resource] = ()
     build: BuildPlan | None = None  # build `image` from an app directory first
+    # What the server waits for besides its release steps: for the color that is not being
+    # released, the flip, so a change that replaces it (a new env) never hits it while it is live.
+    serve_after: Sequence[pulumi.Resource] = ()
 
 
 class ColorStack(pulumi.ComponentResource):
@@ -88,7 +91,9 @@ class ColorStack(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.server = self._container("server", args.server_env, args.medusa.server_memory_mb, [self.release])
+        self.server = self._container(
+            "server", args.server_env, args.medusa.server_memory_mb, [self.release, *args.serve_after]
+        )
         self.register_outputs({"image_id": self.image.image_id, "server_id": self.server.id})
 
     def _build(self, plan: BuildPlan) -> command.local.Command:

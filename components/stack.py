@@ -3,7 +3,8 @@
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
       -> live route (the flip) -> post-switch check -> target worker -> image prune
     with ACME: TLS volume -> router -> ACME client -> certificate check -> live route
-    color[other]: server kept warm or removed, worker removed (deletes run last in an update)
+    color[other]: release steps after the target's; server kept warm (changed only after the
+      post-switch check) or removed, worker removed (deletes run last in an update)
 
 Every value handed to a component comes from a settings section or from core/component_inputs.py;
 this file only says what runs after what.
@@ -119,7 +120,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     medusa_secrets = _medusa_secrets(settings, base, secrets)
 
     def color_stack(
-        color: naming.Color, image: str, build: BuildPlan | None = None, after: list[pulumi.Resource] | None = None
+        color: naming.Color, image: str, build: BuildPlan | None = None, after: list[pulumi.Resource] | None = None,
+        serve_after: list[pulumi.Resource] | None = None,
     ) -> ColorStack:
         env = inputs.medusa_env_input(settings, color)
         return ColorStack(
@@ -141,6 +143,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 backups=settings.backups,
                 base_services=[*base.ready, *(after or [])],
                 build=build,
+                serve_after=serve_after or [],
             ),
             opts=pulumi.ResourceOptions(providers={"docker": provider}),
         )
@@ -184,7 +187,10 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     if other_image is not None and settings.other_color == "warm":
         # When one update changes both colors' images (a rollback does), their release steps run
         # one after the other: two versions never migrate the same database at once.
-        images[other] = color_stack(other, other_image, after=[target_stack.release.migrate]).image.image_id
+        # Its server is touched only after the flip: until then it may be the live color.
+        images[other] = color_stack(
+            other, other_image, after=[target_stack.release.migrate], serve_after=[post_check]
+        ).image.image_id
 
     return {
         "liveColor": target,

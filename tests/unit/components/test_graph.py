@@ -5,6 +5,7 @@ import shlex
 
 import pytest
 
+from core.naming import other_color
 from tests.unit.configs import HOSTILE_PASSWORD, config, two_colors
 from tests.unit.mock_stack import fake_digest, plain_strings, run_program
 
@@ -91,6 +92,8 @@ def test_order_of_operations_is_real_dependencies(active):
         (f"{active}-worker", "post-switch-check"),
         ("image-prune", f"{active}-worker"),
         ("router-config", "router-control-script"),
+        # The other color may be live until the flip: a change that replaces it waits for it.
+        (f"{other_color(active)}-server", "post-switch-check"),
     ]
     for later, earlier in chain:
         assert monitor.depends_on(later, earlier), f"{later} must depend on {earlier}"
