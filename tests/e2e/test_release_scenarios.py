@@ -148,6 +148,23 @@ def test_b_release_to_green_under_load_drops_nothing(stack: PulumiStack) -> None
     assert container_id(f"{PREFIX}-blue-worker") is None, "the old color's worker is stopped"
 
 
+def test_b2_a_release_that_also_changes_the_env_replaces_the_live_color_only_after_the_flip(
+    stack: PulumiStack,
+) -> None:
+    """A new env replaces both colors' containers; the one still live must wait for the flip."""
+    given(stack, "blue", blue=V1)
+    old_blue = container_id(f"{PREFIX}-blue-server")
+    medusa = {**BASE_CONFIG["medusa"], "env": {"SHOP_MODE": "b2"}}
+    configure(stack, activeColor="green", blueImage=V1, greenImage=V2, medusa=medusa)
+    with Load(f"{PUBLIC}/") as load:
+        run = stack.up()
+        time.sleep(1)
+    assert_clean(load, f"b2. release with an env change (both colors replaced) under load: pulumi up "
+                       f"{run.seconds:.1f}s, {load.report.flip_summary('green')}")
+    assert live()["color"] == "green" and live()["version"] == "v2"
+    assert container_id(f"{PREFIX}-blue-server") not in (None, old_blue), "blue was replaced with the new env"
+
+
 def test_c_never_healthy_release_fails_and_traffic_stays(stack: PulumiStack) -> None:
     given(stack, "green", blue=V1, green=V2)
     configure(stack, activeColor="blue", blueImage="medusa-bg/testapp:never-healthy",
