@@ -11,7 +11,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-from core.naming import BUILD_TAG_PREFIX
+from core.naming import BUILD_TAG_PREFIX, POSTGRES_ADMIN_ROLE, POSTGRES_BOOTSTRAP_ROLE
 
 
 def _join(argv: Sequence[str]) -> str:
@@ -57,22 +57,137 @@ def prune_backups(directory: str, keep: int) -> str:
 
 
 def sync_postgres_password(postgres: str) -> str:
-    """Sets the database role's password to the one the container was started with.
+    """Makes the database role an owner without superuser rights, with the container's password.
 
+    The official image makes POSTGRES_USER the bootstrap superuser, and an app connected as a
+    superuser turns any SQL injection into a shell (`COPY ... TO PROGRAM`) in the container that
+    holds the backups. So this, once per Postgres container (an old volume and a fresh one go
+    the same way; a second run only re-applies the password and the attributes), over the
+    container's Unix socket, which the image trusts:
+
+    - as the bootstrap role, while it still has the name POSTGRES_USER: creates the superuser
+      POSTGRES_ADMIN_ROLE, with no password, so it logs in over the socket only;
+    - as that admin, in one transaction: renames the bootstrap role (OID 10, which must stay a
+      superuser: trusted extensions such as pg_trgm install as it, and PostgreSQL 16 refuses to
+      take it away) to POSTGRES_BOOTSTRAP_ROLE, without login or password; (re)creates
+      POSTGRES_USER as a login role with no superuser, role, database, replication or RLS-bypass
+      right and the password of the container's POSTGRES_PASSWORD; gives it the database and
+      every schema and object in it the bootstrap role owned (extension members stay theirs).
+
+    The role name and the URL in Medusa's DATABASE_URL stay the same, so no container changes.
     The official image applies POSTGRES_PASSWORD only when it initialises an empty data
-    directory; a kept volume (after `pulumi destroy`, or a rotated secret) would otherwise
-    keep the old password and lock every client out. Runs over the container's Unix socket,
-    which the image trusts, and passes the password as a psql variable read from the
-    container's environment, so it is on no command line and quoted by psql.
+    directory; a kept volume under a regenerated password gets it here too.
+
+    No secret is on any command line (rule 8): the `sh -c` text names the variable only, and
+    psql reads it from its environment (`\\getenv`, psql 15+) and quotes it as a literal; the
+    session logs no failing statement and shows errors terse, so no statement text is echoed.
     """
+    roles = {"admin": POSTGRES_ADMIN_ROLE, "bootstrap": POSTGRES_BOOTSTRAP_ROLE}
     script = (
-        "set -eu; psql -v ON_ERROR_STOP=1 -qAt -U \"$POSTGRES_USER\" -d \"${POSTGRES_DB:-$POSTGRES_USER}\" "
-        "-v role=\"$POSTGRES_USER\" -v password=\"$POSTGRES_PASSWORD\" <<'SQL'\n"
-        "ALTER ROLE :\"role\" WITH PASSWORD :'password';\n"
-        "SQL\n"
+        "set -eu; db=\"${POSTGRES_DB:-$POSTGRES_USER}\"\n"
+        f'case "$POSTGRES_USER" in {POSTGRES_ADMIN_ROLE}|{POSTGRES_BOOTSTRAP_ROLE}) '
+        'echo "database.user $POSTGRES_USER is a name this program keeps for itself; pick another" >&2; '
+        "exit 1 ;; esac\n"
+        '[ -n "${POSTGRES_PASSWORD:-}" ] || { echo "POSTGRES_PASSWORD is not set in the container" >&2; exit 1; }\n'
+        f'psql -X -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$db" -v admin={roles["admin"]} <<\'SQL\'\n'
+        + _CREATE_ADMIN_SQL
+        + "SQL\n"
+        f'psql -X -1 -v ON_ERROR_STOP=1 -qAt -U {roles["admin"]} -d "$db" -v role="$POSTGRES_USER" -v db="$db" '
+        f"-v admin={roles['admin']} -v bootstrap={roles['bootstrap']} <<'SQL'\n"
+        + _OWNER_ROLE_SQL
+        + "SQL\n"
         "echo password-synced"
     )
     return _join(["docker", "exec", postgres, "sh", "-c", script])
+
+
+# Run as POSTGRES_USER: does something only while that is still the bootstrap superuser.
+_CREATE_ADMIN_SQL = """\
+SELECT format('CREATE ROLE %I SUPERUSER LOGIN', :'admin')
+ WHERE current_setting('is_superuser') = 'on' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'admin')
+\\gexec
+"""
+
+# The schemas of the app's database this program hands to the app role: all but the system's.
+_APP_SCHEMAS = (
+    "SELECT oid FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    "AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
+)
+
+# Objects of an extension stay the extension's (their owner is the role that created it).
+def _not_in_extension(catalog: str, column: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT FROM pg_depend dep WHERE dep.classid = '{catalog}'::regclass "
+        f"AND dep.objid = {column} AND dep.deptype = 'e')"
+    )
+
+
+# Run as the admin in one transaction (psql -1). Owned by OID 10 = still the bootstrap role's;
+# a second run finds nothing left and alters nothing but the two roles.
+_OWNER_ROLE_SQL = f"""\
+\\set VERBOSITY terse
+\\set SHOW_CONTEXT never
+SET LOCAL log_min_error_statement = panic;
+SET LOCAL log_statement = none;
+SET LOCAL client_min_messages = warning;
+SET LOCAL lock_timeout = '10s';
+\\getenv password POSTGRES_PASSWORD
+SELECT format('ALTER ROLE %I RENAME TO %I', rolname, :'bootstrap') FROM pg_roles
+ WHERE oid = 10 AND rolname <> :'bootstrap'
+\\gexec
+ALTER ROLE :"bootstrap" NOLOGIN PASSWORD NULL;
+ALTER ROLE :"admin" SUPERUSER LOGIN PASSWORD NULL;
+SELECT format('CREATE ROLE %I', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')
+\\gexec
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT
+ PASSWORD :'password';
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'role') FROM pg_database WHERE datname = :'db' AND datdba = 10
+\\gexec
+SELECT format('ALTER SCHEMA %I OWNER TO %I', nspname, :'role') FROM pg_namespace
+ WHERE nspowner = 10 AND oid IN ({_APP_SCHEMAS})
+\\gexec
+SELECT format('ALTER %s %s OWNER TO %I',
+       CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+       ELSE 'TABLE' END,
+       c.oid::regclass, :'role')
+  FROM pg_class c WHERE c.relowner = 10 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND c.relnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_class", "c.oid")}
+\\gexec
+SELECT format('ALTER SEQUENCE %s OWNER TO %I', c.oid::regclass, :'role')
+  FROM pg_class c WHERE c.relowner = 10 AND c.relkind = 'S'
+   AND c.relnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_class", "c.oid")}
+\\gexec
+SELECT format('ALTER %s %s OWNER TO %I',
+       CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+       p.oid::regprocedure, :'role')
+  FROM pg_proc p WHERE p.proowner = 10
+   AND p.pronamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_proc", "p.oid")}
+\\gexec
+SELECT format('ALTER %s %s OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype, :'role')
+  FROM pg_type t WHERE t.typowner = 10 AND t.typtype IN ('b', 'c', 'd', 'e', 'm', 'r')
+   AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+   AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+   AND t.typnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_type", "t.oid")}
+\\gexec
+SELECT format('ALTER TEXT SEARCH CONFIGURATION %s OWNER TO %I', c.oid::regconfig, :'role')
+  FROM pg_ts_config c WHERE c.cfgowner = 10
+   AND c.cfgnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_ts_config", "c.oid")}
+\\gexec
+SELECT format('ALTER TEXT SEARCH DICTIONARY %s OWNER TO %I', d.oid::regdictionary, :'role')
+  FROM pg_ts_dict d WHERE d.dictowner = 10
+   AND d.dictnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_ts_dict", "d.oid")}
+\\gexec
+SELECT format('ALTER COLLATION %I.%I OWNER TO %I', n.nspname, c.collname, :'role')
+  FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE c.collowner = 10
+   AND c.collnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_collation", "c.oid")}
+\\gexec
+SELECT format('ALTER STATISTICS %I.%I OWNER TO %I', n.nspname, s.stxname, :'role')
+  FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxowner = 10
+   AND s.stxnamespace IN ({_APP_SCHEMAS})
+\\gexec
+SELECT format('ALTER LARGE OBJECT %s OWNER TO %I', oid, :'role') FROM pg_largeobject_metadata WHERE lomowner = 10
+\\gexec
+"""
 
 
 def build_image(

@@ -22,6 +22,12 @@ POSTGRES_HOST = "postgres"
 REDIS_HOST = "redis"
 MEILISEARCH_HOST = "meilisearch"
 
+# Roles the bundled Postgres gets besides database.user (docker_cli.sync_postgres_password):
+# the superuser for this program's own maintenance over the container's socket (no password,
+# so no TCP login), and the image's bootstrap superuser, renamed and without login.
+POSTGRES_ADMIN_ROLE = "bluegreen_admin"
+POSTGRES_BOOTSTRAP_ROLE = "bluegreen_bootstrap"
+
 
 # The shared services, each one container named after it (and reached by that name as its
 # network alias).

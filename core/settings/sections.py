@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from core.medusa_env import PROGRAM_ENV
+from core.naming import POSTGRES_ADMIN_ROLE, POSTGRES_BOOTSTRAP_ROLE
 from core.settings.types import (
     BuildArgName,
     Command,
@@ -79,10 +80,19 @@ class MedusaSettings(Section):
     migrate_command: Command = ["npx", "medusa", "db:migrate"]
 
 
+def _not_a_program_role(name: str) -> str:
+    if name in (POSTGRES_ADMIN_ROLE, POSTGRES_BOOTSTRAP_ROLE):
+        raise ValueError(
+            f"{name!r} is a role the program keeps for itself in the bundled Postgres (the superuser "
+            "it maintains the database with); choose another name, e.g. medusa"
+        )
+    return name
+
+
 class DatabaseSettings(Section):
     mode: Literal["bundled", "external"] = "bundled"
     name: PgIdentifier = "medusa"
-    user: PgIdentifier = "medusa"
+    user: Annotated[PgIdentifier, AfterValidator(_not_a_program_role)] = "medusa"
     # Passed to Medusa as DATABASE_DRIVER_OPTIONS, e.g. {"connection": {"ssl": {...}}} for Supabase.
     driver_options: dict[str, Any] = {}
 

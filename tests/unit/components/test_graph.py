@@ -147,7 +147,7 @@ def test_postgres_password_is_reapplied_for_every_new_postgres_container():
     monitor, _ = run_program(config())
     sync = monitor.registrations["postgres-password"].inputs
     assert sync["triggers"] == ["postgres-id"]
-    assert "ALTER ROLE" in sync["create"] and "$POSTGRES_PASSWORD" in sync["create"]
+    assert "ALTER ROLE" in sync["create"] and "\\getenv password POSTGRES_PASSWORD" in sync["create"]
     for name in ("postgres", "redis"):
         assert monitor.registrations[name].inputs["wait"] is True, f"{name}: up must wait for healthy"
 

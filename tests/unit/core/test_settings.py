@@ -81,6 +81,11 @@ BAD_CONFIGS = [
         "jwtSecret: contains a control character or line break; remove it",
     ),
     (
+        {"database": json.dumps({"user": "bluegreen_admin"})},
+        "database.user: 'bluegreen_admin' is a role the program keeps for itself in the bundled Postgres "
+        "(the superuser it maintains the database with); choose another name, e.g. medusa",
+    ),
+    (
         {"database": json.dumps({"mode": "external"})},
         "databaseUrl: required because database.mode is external; set it with "
         "`pulumi config set --secret databaseUrl postgres://user:pass@host:5432/db`",
