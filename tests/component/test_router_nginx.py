@@ -13,12 +13,10 @@ the test stops it.
 
 from __future__ import annotations
 
-import shutil
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ from tests.component.nginx_harness import (
     free_port,
     free_udp_port,
     loopback_only,
-    make_self_signed_cert,
     summarize,
     wait_until,
 )
@@ -54,43 +51,6 @@ Tls = tuple[Path, Path]
 # ---------------------------------------------------------------------------------------------
 # fixtures and helpers
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, Upstream]]:
-    started: dict[str, Upstream] = {}
-    try:
-        for color in ("blue", "green"):
-            started[color] = Upstream(color)
-        yield started
-    finally:
-        for upstream in started.values():
-            upstream.stop()
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    return make_self_signed_cert(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def make_router() -> Iterator[Callable[[], Router]]:
-    routers: list[Router] = []
-
-    def factory() -> Router:
-        try:
-            router = Router()
-        except HarnessError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        routers.append(router)
-        return router
-
-    yield factory
-    for router in routers:
-        router.stop()
-        # Shown by pytest only when the test failed.
-        sys.stderr.write(f"nginx in {router.root} on {router.ports}:\n{router.logs()}\n")
-        shutil.rmtree(router.root, ignore_errors=True)
 
 
 def render(
