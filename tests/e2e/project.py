@@ -10,8 +10,10 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,20 @@ class Run:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+def program_at(commit: str, names: list[str], into: Path) -> Path:
+    """The program's files as they were at `commit` of this repository, extracted into `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, *names],
+        capture_output=True, timeout=120, check=False,
+    )
+    if archive.returncode != 0:
+        raise AssertionError(f"git archive {commit} failed (a clone with history is needed): {archive.stderr.decode()}")
+    into.mkdir()
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def copy_program(source: Path, workdir: Path, names: list[str]) -> None:

@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import tarfile
 from collections.abc import Iterator
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +27,7 @@ from tests.e2e.project import (
     copy_program,
     destroy_with_data,
     local_stack_config,
+    program_at,
     remove_leftovers,
 )
 
@@ -47,26 +44,14 @@ CONFIG: dict[str, Any] = local_stack_config(
 )
 
 
-def old_program(into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", OLD_LAYOUT, *OLD_FILES],
-        capture_output=True, timeout=120, check=False,
-    )
-    if archive.returncode != 0:
-        pytest.fail(f"git archive {OLD_LAYOUT} failed (a clone with history is needed): {archive.stderr.decode()}")
-    into.mkdir()
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 @pytest.fixture(scope="module")
 def old_stack(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiStack]:
     remove_leftovers(PREFIX)
     base = tmp_path_factory.mktemp("upgrade")
     workdir = base / "stack"
     workdir.mkdir()
-    stack = PulumiStack(workdir, engine, stack="upgrade", source=old_program(base / "old"), files=OLD_FILES)
+    old = program_at(OLD_LAYOUT, OLD_FILES, base / "old")
+    stack = PulumiStack(workdir, engine, stack="upgrade", source=old, files=OLD_FILES)
     stack.set_config({**CONFIG, "dockerHost": engine["DOCKER_HOST"]})
     stack.run("config", "set", "--secret", "previewToken", "an-upgrade-preview-token")
     yield stack

@@ -21,11 +21,9 @@ import secrets
 import shlex
 import shutil
 import subprocess
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from tests.e2e.project import (
     destroy_with_data,
     docker,
     local_stack_config,
+    program_at,
     remove_leftovers,
 )
 
@@ -247,25 +246,12 @@ def _assert_app_role(container: str, role: str, db: str, table: str) -> None:
 
 # --- an old stack upgrades in place ----------------------------------------------------------
 
-def old_program(into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", OLD_PROGRAM, *PROJECT_FILES],
-        capture_output=True, timeout=120, check=False,
-    )
-    if archive.returncode != 0:
-        pytest.fail(f"git archive {OLD_PROGRAM} failed (a clone with history is needed): {archive.stderr.decode()}")
-    into.mkdir()
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 @pytest.fixture(scope="module")
 def old_stack(cleanup: None, engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiStack]:
     base = tmp_path_factory.mktemp("pgroles")
     workdir = base / "stack"
     workdir.mkdir()
-    stack = PulumiStack(workdir, engine, stack="pgroles", source=old_program(base / "old"))
+    stack = PulumiStack(workdir, engine, stack="pgroles", source=program_at(OLD_PROGRAM, PROJECT_FILES, base / "old"))
     stack.set_config({**CONFIG, "dockerHost": engine["DOCKER_HOST"]})
     yield stack
     destroy_with_data(stack, PREFIX)
