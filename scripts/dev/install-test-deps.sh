@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the component tests run for real (nginx, Redis, PostgreSQL 15, wrk; Pebble and
-# lego for the ACME tests, from the Go module proxy) and the
+# Installs what the component tests run for real (Redis, PostgreSQL 15, wrk; nginx built from
+# source with Debian's compiler and headers; Pebble and lego for the ACME tests, from the Go
+# module proxy) and the
 # workflow linters' shell checker (Debian shellcheck, which actionlint runs on run: blocks)
 # from Debian, the Python tools into .venv, and actionlint (scripts/dev/install-actionlint.sh).
 # Idempotent: a warm machine returns in seconds.
@@ -8,7 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 need=()
-command -v nginx >/dev/null || need+=(nginx-light)
+# What scripts/dev/install-nginx.sh compiles nginx with.
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v make >/dev/null || need+=(make)
+[ -f /usr/include/pcre2.h ] || need+=(libpcre2-dev)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v wrk >/dev/null || need+=(wrk)
@@ -34,3 +40,5 @@ fi
 # Built from the Go module proxy once, then cached outside the repo (see the scripts).
 scripts/dev/install-actionlint.sh >/dev/null
 scripts/dev/install-acme-tools.sh >/dev/null
+# Built from crates.io's copy of the nginx source once, then cached outside the repo.
+scripts/dev/install-nginx.sh >/dev/null

@@ -7,12 +7,12 @@ only (no pytest import), so the benchmark runs as a plain script.
   color it is (`X-Upstream-Color` header and body) and serves `/hold` (a long request held
   until released or a cap), `/ws` (a websocket echo) and, only when called directly,
   `/_stats` and `/_release`.
-- `Router`: nginx from Debian run as root with its own prefix, pid, error log and temp paths
-  in a temporary directory, a minimal top-level nginx.conf that includes the rendered file
-  inside `http {}` (the layout of the product's container: `conf.d/bluegreen.conf`,
-  `conf.d/bluegreen/state/`), workers as `nobody` like the image's unprivileged workers, and
-  the product's control script (`nginx/bluegreen-router.sh`) driven with
-  BLUEGREEN_CONF_DIR / BLUEGREEN_NGINX.
+- `Router`: the router image's nginx (scripts/dev/install-nginx.sh) run as root with its own
+  prefix, pid, error log and temp paths in a temporary directory, a minimal top-level
+  nginx.conf that includes the rendered file inside `http {}` (the layout of the product's
+  container: `conf.d/bluegreen.conf`, `conf.d/bluegreen/state/`), workers as `nobody` like the
+  image's unprivileged workers, and the product's control script (`nginx/bluegreen-router.sh`)
+  driven with BLUEGREEN_CONF_DIR / BLUEGREEN_NGINX.
 - `LoadClient`: N keep-alive connections at a fixed per-connection rate plus a stream of
   fresh connections; it never retries a request (a failed request is recorded as failed and
   the next scheduled request opens a new connection), and records every request's start,
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import http.client
 import json
@@ -48,14 +49,24 @@ from urllib.parse import parse_qs, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_SCRIPT = REPO / "nginx" / "bluegreen-router.sh"
-NGINX = "/usr/sbin/nginx"
-INSTALL_HINT = "run scripts/dev/install-test-deps.sh (as root) to install nginx-light, wrk and openssl"
+INSTALL_NGINX = REPO / "scripts" / "dev" / "install-nginx.sh"
+INSTALL_HINT = "run scripts/dev/install-test-deps.sh (as root) to install nginx, wrk and openssl"
 WORKER_PROCESSES = 2
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class HarnessError(RuntimeError):
     pass
+
+
+@functools.cache
+def nginx_binary() -> str:
+    """The nginx the router image runs (built once from source and cached: the router needs
+    nginx >= 1.27.3, Debian bookworm ships 1.22); the script prints its path."""
+    done = subprocess.run([str(INSTALL_NGINX)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise HarnessError(f"{INSTALL_NGINX} failed:\n{done.stderr}")
+    return require_binary(done.stdout.strip().splitlines()[-1])
 
 
 def require_binary(path: str) -> str:
@@ -129,6 +140,16 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def workers_cpu_seconds(master: int) -> float:
+    """CPU time (user + system) the children of `master` (nginx workers) have used so far."""
+    ticks = 0
+    for pid in children_of(master):
+        fields = _proc_stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------------------------
 # Upstream: a colored HTTP/1.1 server with a long request and a websocket echo
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +157,8 @@ def children_of(pid: int) -> list[int]:
 
 class _UpstreamServer(ThreadingHTTPServer):
     daemon_threads = True
-    # nginx opens a new upstream connection per request (variable proxy_pass, no keepalive
-    # pool); the default backlog of 5 would drop SYNs under load and add 1 s retransmits.
+    # Fresh connections (direct clients, a router whose pool is still filling) arrive in bursts;
+    # the default backlog of 5 would drop SYNs under load and add 1 s retransmits.
     request_queue_size = 1024
 
     def __init__(self, color: str, address: tuple[str, int]) -> None:
@@ -145,6 +166,7 @@ class _UpstreamServer(ThreadingHTTPServer):
         self.color = color
         self.lock = threading.Lock()
         self.requests = 0
+        self.connections = 0
         self.holding = 0
         self.websockets = 0
         self.releases: dict[str, threading.Event] = {}
@@ -158,9 +180,18 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "bg-upstream"
     server: _UpstreamServer
+    # http.server sends the headers and the body in two writes. On a reused connection Nagle
+    # then holds the body until the client's delayed ACK (~40 ms): a cost of this test server,
+    # not of the router, so it is turned off as any production HTTP server does.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:  # one handler per accepted connection
+            self.server.connections += 1
 
     def _reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
         data = body.encode()
@@ -191,6 +222,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 stats = {
                     "color": self.server.color,
                     "requests": self.server.requests,
+                    "connections": self.server.connections,
                     "holding": self.server.holding,
                     "websockets": self.server.websockets,
                 }
@@ -490,7 +522,7 @@ class Router:
     """
 
     def __init__(self, root: Path | None = None, ports: Ports | None = None) -> None:
-        require_binary(NGINX)
+        nginx_binary()
         self.root = Path(root or tempfile.mkdtemp(prefix="bg-nginx-"))
         self.ports = ports or Ports()
         self.conf_dir = self.root / "conf.d"
@@ -510,7 +542,7 @@ class Router:
 
     @property
     def nginx_argv(self) -> list[str]:
-        return [NGINX, "-p", f"{self.root}/", "-c", str(self.root / "nginx.conf")]
+        return [nginx_binary(), "-p", f"{self.root}/", "-c", str(self.root / "nginx.conf")]
 
     @property
     def env(self) -> dict[str, str]:

@@ -162,7 +162,7 @@ def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrid
         "domain": "localhost",
         "prefix": prefix,
         "meilisearch": {"enabled": False},
-        "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22"},
+        "images": {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.28"},
         "router": {
             "bindAddress": "127.0.0.1", "httpPort": http_port, "previewPort": preview_port,
             "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,

@@ -38,7 +38,7 @@ IMAGES = {
     "base": "medusa-bg/base:bookworm",
     "postgres": "medusa-bg/postgres:15",
     "redis": "medusa-bg/redis:7",
-    "nginx": "medusa-bg/nginx:1.22",
+    "nginx": "medusa-bg/nginx:1.28",
     "node": "medusa-bg/node:22",
     "v1": "medusa-bg/testapp:v1",
     "v2": "medusa-bg/testapp:v2",

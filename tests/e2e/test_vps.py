@@ -41,7 +41,7 @@ from tests.e2e.vps import Vps, harness_env
 
 # Inside the VPS: a published port that must stay closed, the port a router publishes, and a
 # process of the host's own (a forgotten dev server) on a port nobody opened.
-NGINX = "medusa-bg/nginx:1.22"
+NGINX = "medusa-bg/nginx:1.28"
 CLOSED_PUBLISHED = 9999
 STRAY_LISTENER = 8081
 INNER_NET = "10.214.0.0/24"  # the VPS dockerd's default bridge (harness/images/vps/daemon.json)

@@ -35,7 +35,7 @@ PREFIX = "shop"
 DOMAIN = "shop.test"
 V1, V2, NEVER = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2", "medusa-bg/testapp:never-healthy"
 LEGO = "medusa-bg/lego:v5.6.0"
-SERVICE_IMAGES = {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.22",
+SERVICE_IMAGES = {"postgres": "medusa-bg/postgres:15", "redis": "medusa-bg/redis:7", "nginx": "medusa-bg/nginx:1.28",
                   "acme": LEGO}
 CA_ON_HOST = "/etc/medusa-bluegreen/acme-test-ca.pem"
 PREVIEW_TOKEN = "vps-preview-token-0123456789abcdef"
