@@ -41,6 +41,15 @@ LOOPBACK = "127.0.0.1"
 RESOLVER_VALID_SECONDS = 1
 CONNECT_TIMEOUT_SECONDS = 1
 
+# The pool of idle connections to a color's server, per nginx worker. Above the connections a
+# busy shop keeps in flight at once, so steady traffic never opens new ones; an idle connection
+# costs the app a file descriptor and nothing else. The pool lets go of an idle connection
+# after UPSTREAM_IDLE_TIMEOUT_SECONDS, below Node's own 5 s keepAliveTimeout (Medusa keeps the
+# default): nginx must never reuse a connection the app is closing at the same instant, because
+# a POST sent into that race fails with a 502 (nginx retries only what was never sent).
+UPSTREAM_IDLE_CONNECTIONS = 64
+UPSTREAM_IDLE_TIMEOUT_SECONDS = 4
+
 # How long an idle keep-alive connection stays open: the nginx image's own value, and above the
 # 60 s default idle timeout of common load balancers (AWS ALB among them), so such a proxy in front
 # never reuses a connection nginx is just closing (that race is a 502 at the proxy). An idle connection
@@ -218,6 +227,33 @@ def _real_ip(spec: RouterConfigInput) -> str:
     )
 
 
+def _resolver(spec: RouterConfigInput) -> str:
+    if not spec.resolver:
+        return ""
+    return "\n".join(
+        [f"resolver {spec.resolver} valid={RESOLVER_VALID_SECONDS}s ipv6=off;", "resolver_timeout 2s;", ""]
+    )
+
+
+def _upstream_server(spec: RouterConfigInput, color: Color) -> str:
+    """A color's `server` line. A host name is re-resolved while nginx runs (`resolve`, nginx
+    >= 1.27.3), so nginx starts with no color present and follows a recreated container's new
+    address; an IP address (the component tests' upstreams) is used as it is."""
+    upstream = spec.upstreams[color]
+    host = upstream.rsplit(":", 1)[0]
+    if spec.resolver and not _is_ip_address(host):
+        return f"{upstream} resolve"
+    return upstream
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def render_router_config(spec: RouterConfigInput) -> str:
     _validate(spec)
     tls = spec.tls is not None
@@ -228,15 +264,9 @@ def render_router_config(spec: RouterConfigInput) -> str:
         f"add_header {COLOR_HEADER} $bg_live always;",
         *headers,
     ]
-    resolver = (
-        _indent([f"resolver {spec.resolver} valid={RESOLVER_VALID_SECONDS}s ipv6=off;", "resolver_timeout 2s;"], 1)
-        if spec.resolver
-        else ""
-    )
     common = {
         "domain": spec.domain,
         "state_dir": spec.state_dir,
-        "resolver": resolver,
         "max_body_size": spec.max_body_size,
         "client_limits": _client_limits(spec),
     }
@@ -279,8 +309,16 @@ def render_router_config(spec: RouterConfigInput) -> str:
         _fill(
             "http.conf.tmpl",
             {
-                "blue_upstream": spec.upstreams["blue"],
-                "green_upstream": spec.upstreams["green"],
+                "resolver": _resolver(spec),
+                "blue_upstream": _upstream_server(spec, "blue"),
+                "green_upstream": _upstream_server(spec, "green"),
+                "upstream_keepalive": _indent(
+                    [
+                        f"keepalive {UPSTREAM_IDLE_CONNECTIONS};",
+                        f"keepalive_timeout {UPSTREAM_IDLE_TIMEOUT_SECONDS}s;",
+                    ],
+                    1,
+                ),
                 "search_cors_map": _indent([f'"{o}" "{o}";' for o in spec.search_cors_origins], 1),
                 "trusted_proxies_geo": _indent([f"{proxy} 1;" for proxy in spec.trusted_proxies], 1),
                 "rate_limit_per_second": str(spec.rate_limit_per_second),

@@ -244,11 +244,38 @@ class HealthGateSettings(Section):
         return value
 
 
+# The router's upstream blocks re-resolve a color's name while nginx runs (`server ... resolve`),
+# which open-source nginx has since 1.27.3 (core/router_config.py).
+ROUTER_NGINX_MINIMUM = (1, 27, 3)
+_OFFICIAL_NGINX_TAG = re.compile(
+    r"^(?:(?:docker\.io/)?library/|docker\.io/)?nginx:(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?)(?:-[a-z0-9.-]+)?$"
+)
+
+
+def _router_nginx(value: str) -> str:
+    """Refuses an official nginx tag older than the router needs. A tag without a patch number
+    (nginx:1.27) names the newest patch of that line; other images are the user's to vouch for
+    (an nginx without `resolve` fails `nginx -t` and the router keeps its previous config)."""
+    match = _OFFICIAL_NGINX_TAG.match(value)
+    if match:
+        parts = tuple(int(n) for n in match["version"].split("."))
+        newest = parts if len(parts) == 3 else (*parts, 999)
+        if newest < ROUTER_NGINX_MINIMUM:
+            minimum = ".".join(str(n) for n in ROUTER_NGINX_MINIMUM)
+            raise ValueError(
+                f"{value!r} is older than the router needs: nginx >= {minimum} (its upstream blocks re-resolve "
+                f"a color's address with `server ... resolve`); use nginx:1.28-bookworm or newer"
+            )
+    return value
+
+
 class ServiceImages(Section):
     postgres: ImageRef = "postgres:15.10-bookworm"
     redis: ImageRef = "redis:7.4-bookworm"
     meilisearch: ImageRef = "getmeili/meilisearch:v1.12"
-    nginx: ImageRef = "nginx:1.27-bookworm"
+    # 1.27.5, the last of its line, has `resolve`. A new default tag would recreate the router
+    # container of every stack that upgrades the program, so the default moves only with a reason.
+    nginx: Annotated[ImageRef, AfterValidator(_router_nginx)] = "nginx:1.27-bookworm"
     # The ACME client (lego) that obtains and renews the certificate when tls.acme is in use.
     acme: ImageRef = "goacme/lego:v5.6.0"
 

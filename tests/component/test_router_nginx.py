@@ -320,6 +320,38 @@ def test_color_host_names_resolve_per_request_without_reload(
         dns.stop()
 
 
+def test_requests_reuse_pooled_upstream_connections_per_color_across_a_flip(
+    make_router: Callable[[], Router], upstreams: dict[str, Upstream]
+) -> None:
+    """The product's shape (names re-resolved with `resolve`): many requests, each on its own
+    client connection, reach a color over a handful of pooled upstream connections, and after a
+    flip the other color's pool carries the traffic while the first one opens none (rule 2d)."""
+    dns = FakeDns()
+    try:
+        dns.records["medusa-blue-server"] = dns.records["medusa-green-server"] = "127.0.0.1"
+        router = make_router()
+        names = {color: f"medusa-{color}-server:{upstreams[color].port}" for color in ("blue", "green")}
+        boot(router, render(router, names, resolver=dns.address))
+        requests = 120
+        opened = {}
+        for color in ("blue", "green"):
+            router.switch("live", color)
+            before = {c: upstreams[c].stats()["connections"] for c in upstreams}
+            for _ in range(requests):
+                response = public(router, None)
+                assert (response.status, response.color) == (200, color), router.logs()
+            # Less one: each stats() call is a direct connection of its own.
+            opened[color] = {c: upstreams[c].stats()["connections"] - before[c] - 1 for c in upstreams}
+        # At most one connection per worker is busy at a time with one client; a few spare for
+        # a worker that picked a fresh one while its pooled one was being returned.
+        bound = 2 * len(router.workers())
+        assert 1 <= opened["blue"]["blue"] <= bound, opened
+        assert opened["blue"]["green"] == 0 and opened["green"]["blue"] == 0, opened
+        assert 1 <= opened["green"]["green"] <= bound, opened
+    finally:
+        dns.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # config changes through `bluegreen-router.sh apply` (rule 1)
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from core.router_config import (
     PROBE_PORT,
     RESOLVER_VALID_SECONDS,
     TLS_IN_ROUTER,
+    UPSTREAM_IDLE_CONNECTIONS,
+    UPSTREAM_IDLE_TIMEOUT_SECONDS,
     RouterConfigInput,
     docker_upstreams,
     render_router_config,
@@ -36,6 +38,44 @@ def test_a_dead_color_is_given_up_on_within_about_a_second():
 def test_both_colors_are_in_the_config_whichever_is_live():
     text = rendered()
     assert "shop-blue-server:9000" in text and "shop-green-server:9000" in text
+
+
+def _upstream_blocks(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^upstream (bg_\w+) \{\n(.*?)^\}", text, flags=re.M | re.S))
+
+
+def test_each_color_has_its_own_pool_of_upstream_connections_re_resolved_by_name() -> None:
+    blocks = _upstream_blocks(rendered())
+    assert set(blocks) == {"bg_blue", "bg_green"}
+    for color, block in blocks.items():
+        server = color.removeprefix("bg_")
+        assert f"server shop-{server}-server:9000 resolve;" in block
+        assert f"keepalive {UPSTREAM_IDLE_CONNECTIONS};" in block
+        assert f"zone {color} " in block  # `resolve` needs the group in shared memory
+    # The pool lets an idle connection go before Node's 5 s keepAliveTimeout closes it.
+    assert UPSTREAM_IDLE_TIMEOUT_SECONDS < 5
+
+
+def test_every_proxied_route_goes_through_a_pooled_upstream_with_keep_alive_headers() -> None:
+    text = _full(preview_token="a-long-random-preview-token")
+    colour_passes = re.findall(r"proxy_pass http://\$(bg_\w+);", text)
+    assert set(colour_passes) == {"bg_live_upstream", "bg_preview_upstream", "bg_search_upstream"}
+    for name in ("bg_live_upstream", "bg_preview_upstream"):
+        targets = re.search(rf"map \$\w+ \${name} \{{\n(.*?)\n\}}", text, flags=re.S)
+        assert targets is not None
+        assert set(re.findall(r"(bg_blue|bg_green);", targets.group(1))) == {"bg_blue", "bg_green"}
+    # Without HTTP/1.1 and an empty Connection header nginx would close every upstream connection.
+    assert "proxy_http_version 1.1;" in text and "map $http_upgrade $bg_connection_upgrade" in text
+
+
+def test_ip_address_upstreams_are_not_resolved_and_need_no_resolver() -> None:
+    text = render_router_config(RouterConfigInput(
+        domain="shop.example.com", upstreams={"blue": "127.0.0.1:9001", "green": "shop-green-server:9000"},
+        resolver=None))
+    blocks = _upstream_blocks(text)
+    assert "server 127.0.0.1:9001;" in blocks["bg_blue"]
+    assert "server shop-green-server:9000;" in blocks["bg_green"]  # no resolver: resolved at start
+    assert "resolver " not in text
 
 
 def test_the_probe_listener_is_the_container_loopback_and_has_no_token_guard() -> None:

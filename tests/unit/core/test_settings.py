@@ -518,6 +518,13 @@ SECRET_BAD_CONFIGS = [
         {"extraSecretEnv": json.dumps({"SENTRY_DSN": ""})},
         "extraSecretEnv.SENTRY_DSN: is empty; set the value, or remove the key (`pulumi config rm ...`)",
     ),
+    # The router's upstream blocks use `server ... resolve` (nginx >= 1.27.3): an older image
+    # would fail nginx -t at the first apply, after the data services were already created.
+    (
+        {"images": json.dumps({"nginx": "nginx:1.26-alpine"})},
+        "images.nginx: 'nginx:1.26-alpine' is older than the router needs: nginx >= 1.27.3 (its upstream "
+        "blocks re-resolve a color's address with `server ... resolve`); use nginx:1.28-bookworm or newer",
+    ),
 ]
 
 
@@ -704,6 +711,8 @@ def test_mistakes_judged_valid_are_accepted():
         dockerHost="tcp://10.0.0.5:2376",  # README: tcp:// (TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH)
         tls=json.dumps({"enabled": "yes", "certPath": "/etc/ssl/shop/fullchain.pem",
                         "keyPath": "/etc/ssl/shop/privkey.pem"}),
+        # A line tag names its newest patch (1.27.5 has `resolve`); a private image is the user's call.
+        images=json.dumps({"nginx": "nginx:1.27-alpine", "redis": "registry.example.com/redis:7"}),
     ))
     # `pulumi config set --path medusa.env.PORT_X 9000` stores a number: it means its text.
     assert settings.medusa.env["PORT_X"] == "9000" and settings.medusa.env["FLAG"] == "true"
