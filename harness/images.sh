@@ -194,7 +194,10 @@ build_nginx() {
   # The binary comes from scripts/dev/install-nginx.sh (source from crates.io), cached outside.
   local binary version img hash ctx
   binary="$("$HARNESS_DIR/../scripts/dev/install-nginx.sh" | tail -n 1)"
-  version="$("$binary" -v 2>&1 | grep -o '[0-9][0-9]*\.[0-9][0-9]*' | head -n 1)"
+  # `nginx version: nginx/1.28.3` -> 1.28 (read whole first: no early-exit reader under pipefail).
+  version="$("$binary" -v 2>&1)"
+  version="${version##*nginx/}"
+  version="${version%.*}"
   [[ -n "$version" ]] || die "cannot read nginx's version from $binary"
   img="medusa-bg/nginx:$version"
   # shellcheck disable=SC2046

@@ -104,7 +104,12 @@ started=$(date +%s)
 
 mkdir -p "$work/out/sbin"
 cp "$src/objs/nginx" "$work/out/sbin/nginx"
-"$work/out/sbin/nginx" -V 2>&1 | grep -q "nginx/$NGINX_VERSION" || die "the built binary does not report nginx/$NGINX_VERSION"
+# Read whole before matching: `nginx -V | grep -q` can die of SIGPIPE under pipefail.
+reported="$("$work/out/sbin/nginx" -v 2>&1)"
+case "$reported" in
+*"nginx/$NGINX_VERSION") ;;
+*) die "the built binary reports '$reported', not nginx/$NGINX_VERSION" ;;
+esac
 rm -rf "$DIR"
 mv "$work/out" "$DIR"
 log "built nginx $NGINX_VERSION in $(($(date +%s) - started)) s: $BINARY"
