@@ -5,7 +5,7 @@
 help:                     ## this list
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  day 2 (status, release, switch, rollback, logs, doctor, recover): bin/bluegreen --help"
+	@echo "  day 2 (status, release, switch, rollback, logs, doctor, recover, maintenance): bin/bluegreen --help"
 
 up:                       ## the local stack on this machine's Docker engine
 	scripts/dev/up.sh

@@ -46,6 +46,8 @@ class RouterArgs:
     docker_host: str
     # The ACME client's TLS volume (components/acme.py), when the certificate comes from ACME.
     tls_volume: pulumi.Input[str] | None = None
+    # Storefront maintenance (settings.maintenance.enabled): a state file, like a flip.
+    maintenance: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,15 @@ class Router(pulumi.ComponentResource):
             environment=environment,
             triggers=[self.container.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[script_installed]),
+        )
+        # Runs again whenever the setting changes or the container is new; the state file lives
+        # in the config volume, so it outlives a recreated container either way.
+        self.maintenance = command.local.Command(
+            "router-maintenance",
+            create=router_control.maintenance_command(self.container_name, args.maintenance),
+            environment=environment,
+            triggers=[self.container.id, args.maintenance],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_applied]),
         )
         self.register_outputs({"container_id": self.container.id})
 

@@ -105,6 +105,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             config_text=as_secret(config_text) if settings.preview_token else config_text,
             docker_host=settings.docker_host,
             tls_volume=certificates.tls_volume.name if certificates else None,
+            maintenance=settings.maintenance.enabled,
         ),
         opts=opts,
     )

@@ -60,6 +60,7 @@ def router_config_input(settings: Settings) -> RouterConfigInput:
         max_connections_per_client=settings.router.max_connections_per_client,
         client_timeout_seconds=settings.router.client_timeout_seconds,
         trusted_proxies=tuple(settings.router.trusted_proxies),
+        maintenance_retry_after_seconds=settings.maintenance.retry_after_seconds,
     )
 
 

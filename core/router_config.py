@@ -57,6 +57,14 @@ UPSTREAM_IDLE_TIMEOUT_SECONDS = 4
 # client_header_timeout bounds a connection that opens and sends nothing.
 KEEPALIVE_TIMEOUT_SECONDS = 65
 
+# The storefront's answer in maintenance (nginx's `return` text: no double quote, no `$`).
+MAINTENANCE_PAGE = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Back soon</title></head>"
+    "<body><h1>We are down for maintenance</h1><p>The shop is back in a few minutes.</p></body></html>\n"
+)
+# Maintenance holds back the storefront (`/`, the store API under it) and search; /health, the
+# admin dashboard and the admin and auth APIs stay open for operators (public-server.conf.tmpl).
+
 # The header that opens the preview route when a preview token is set; nginx sees a header as
 # $http_<lowercase name, dashes as underscores>.
 PREVIEW_TOKEN_HEADER = "X-Bluegreen-Preview-Token"
@@ -110,6 +118,8 @@ class RouterConfigInput:
     # Networks of proxies in front of the router (CIDR strings): only from these is
     # X-Forwarded-For the client address and X-Forwarded-Proto the scheme.
     trusted_proxies: Sequence[str] = field(default_factory=tuple)
+    # What the storefront's 503 says when to come back, while maintenance is on.
+    maintenance_retry_after_seconds: int = 300
 
 
 def docker_upstreams(prefix: str) -> dict[Color, str]:
@@ -202,7 +212,12 @@ def _validate(spec: RouterConfigInput) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ValueError(f"trusted proxy {proxy!r} is not an IP address or CIDR network") from None
-    for name in ("rate_limit_per_second", "max_connections_per_client", "client_timeout_seconds"):
+    for name in (
+        "rate_limit_per_second",
+        "max_connections_per_client",
+        "client_timeout_seconds",
+        "maintenance_retry_after_seconds",
+    ):
         if getattr(spec, name) < 1:
             raise ValueError(f"{name} must be at least 1")
 
@@ -272,6 +287,10 @@ def render_router_config(spec: RouterConfigInput) -> str:
     }
     # Every public location but the router's own health and the ACME challenge.
     rate_limit = _indent([f"limit_req zone=bg_per_client burst={spec.rate_limit_burst} nodelay;"], 2)
+    # error_page here, not on the server: limit_conn's own 503 must stay a plain 503.
+    maintenance_guard = _indent(
+        ["if ($bg_maintenance) {", "    error_page 503 @bg_maintenance;", "    return 503;", "}"], 2
+    )
 
     search = ""
     if spec.meilisearch_upstream:
@@ -280,6 +299,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
             {
                 "meilisearch_upstream": spec.meilisearch_upstream,
                 "rate_limit": rate_limit,
+                "maintenance_guard": maintenance_guard,
                 "proxy_common": _indent(_proxy_common(public=True), 2),
                 "security_headers": _indent(headers, 2),
             },
@@ -333,6 +353,10 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 "proxy_live": _indent(proxy_live, 2),
                 "search_location": search,
                 "rate_limit": rate_limit,
+                "maintenance_guard": maintenance_guard,
+                "retry_after_seconds": str(spec.maintenance_retry_after_seconds),
+                "security_headers": _indent(headers, 2),
+                "maintenance_page": MAINTENANCE_PAGE.replace("\n", "\\n"),
                 "real_ip": _real_ip(spec),
             },
         ),

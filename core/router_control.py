@@ -42,6 +42,11 @@ def switch_command(router: str, route: Route, color: Color) -> str:
     return _join(switch_argv(router, route, color))
 
 
+def maintenance_command(router: str, enabled: bool) -> str:
+    """Storefront maintenance on or off: a state-file rename in the router, no reload."""
+    return _join(["docker", "exec", router, "sh", SCRIPT_PATH, "maintenance", "on" if enabled else "off"])
+
+
 def apply_command(router: str) -> str:
     # The rendered config arrives on stdin.
     return _join(["docker", "exec", "-i", router, "sh", SCRIPT_PATH, "apply"])

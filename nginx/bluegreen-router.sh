@@ -2,7 +2,8 @@
 # Control script of the blue-green router, run inside the nginx container (POSIX sh, no bash).
 #
 #   router.sh switch live|preview blue|green   flip a route: one atomic file operation, no reload
-#   router.sh status                           print the color of each route
+#   router.sh maintenance on|off               storefront 503 + page (or back): one file operation, no reload
+#   router.sh status                           print the color of each route and the maintenance state
 #   router.sh apply < config                   install a new nginx config: nginx -t, then reload;
 #                                              a refused config is rolled back and the call fails
 #   router.sh boot                             container entry point: start nginx from a config
@@ -51,8 +52,29 @@ cmd_switch() {
     echo "route=$route previous=$previous current=$color"
 }
 
+maintenance_state() {
+    if [ -f "$state_dir/maintenance" ]; then echo on; else echo off; fi
+}
+
+cmd_maintenance() {
+    wanted=${1-}
+    case "$wanted" in
+        on | off) ;;
+        *) refuse "maintenance must be 'on' or 'off', got '$wanted'" ;;
+    esac
+    mkdir -p "$state_dir"
+    previous=$(maintenance_state)
+    if [ "$wanted" = on ]; then
+        marker=$(mktemp "$state_dir/.maintenance.XXXXXX")
+        mv -f "$marker" "$state_dir/maintenance"
+    else
+        rm -f "$state_dir/maintenance"
+    fi
+    echo "maintenance=$wanted previous=$previous"
+}
+
 cmd_status() {
-    echo "live=$(color_of live) preview=$(color_of preview)"
+    echo "live=$(color_of live) preview=$(color_of preview) maintenance=$(maintenance_state)"
 }
 
 nginx_test() {
@@ -125,8 +147,9 @@ command=${1-}
 [ $# -gt 0 ] && shift
 case "$command" in
     switch) cmd_switch "$@" ;;
+    maintenance) cmd_maintenance "$@" ;;
     status) cmd_status ;;
     apply) cmd_apply ;;
     boot) cmd_boot ;;
-    *) refuse "unknown command '$command' (switch|status|apply|boot)" ;;
+    *) refuse "unknown command '$command' (switch|maintenance|status|apply|boot)" ;;
 esac

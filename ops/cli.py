@@ -24,6 +24,7 @@ import click
 from core.naming import COLORS, Color
 from ops import doctor as doctor_verb
 from ops import logs as logs_verb
+from ops import maintenance as maintenance_verb
 from ops import recover as recover_verb
 from ops import release as release_verb
 from ops import renew_cert as renew_cert_verb
@@ -35,7 +36,7 @@ from ops.pulumi_cli import Command, OpsError, PulumiCli, SubprocessRunner
 
 # Verbs that change the stack: on the local stack they start the harness dockerd first, as
 # `make up` does (status, logs and doctor report a stopped one instead).
-CHANGES_THE_STACK = {"release", "switch", "rollback", "recover", "pulumi"}
+CHANGES_THE_STACK = {"release", "switch", "rollback", "recover", "maintenance", "pulumi"}
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _prog(environ: dict[str, str], caller: Path) -> str:
 @click.pass_context
 def bluegreen(ctx: click.Context, stack: str, project_dir: str | None) -> None:
     """Day-2 operations of a medusa-bluegreen stack: status, release, switch, rollback, logs,
-    doctor, recover. Every command it prints works as printed."""
+    doctor, recover, maintenance. Every command it prints works as printed."""
     environ = {k: v for k, v in os.environ.items() if k not in ("BLUEGREEN_CALLER_DIR", "BLUEGREEN_PROG")}
     caller = caller_dir(os.environ)
     directory = (caller / project_dir).resolve() if project_dir else REPO
@@ -166,6 +167,16 @@ def release(session: Session, image: str | None, build: str | None) -> int:
 def switch(session: Session, color: Color) -> int:
     """Make the warm COLOR live, as it is (refused when it is not warm)."""
     return switch_verb.switch(session.runner(), session.pulumi(), session.target, color, sys.stdout, sys.stderr)
+
+
+@bluegreen.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@verb
+def maintenance(session: Session, state: str) -> int:
+    """Storefront maintenance on (503 + page; /health and the admin stay up) or off. No reload."""
+    return maintenance_verb.maintenance(
+        session.runner(), session.pulumi(), session.target, state == "on", sys.stdout, sys.stderr
+    )
 
 
 @bluegreen.command()

@@ -65,6 +65,9 @@ def build_key(color: Color) -> str:
 
 
 RELEASE_KEYS = ("activeColor", "blueImage", "greenImage", "blueBuild", "greenBuild")
+MAINTENANCE_KEY = "maintenance"
+# The only keys the CLI's verbs ever edit; everything else in the stack config is the user's.
+OPS_KEYS = (*RELEASE_KEYS, MAINTENANCE_KEY)
 
 
 def string_entry(value: str) -> dict[str, Any]:
@@ -217,7 +220,7 @@ class ConfigChange:
     @classmethod
     def of(cls, config: StackConfig, values: Mapping[str, Entry | None]) -> ConfigChange:
         forward = edit(config, values)
-        assert set(forward.keys()) <= set(RELEASE_KEYS), forward.keys()
+        assert set(forward.keys()) <= set(OPS_KEYS), forward.keys()
         return cls(forward, restore_edit(config, forward.keys()))
 
 

@@ -19,6 +19,7 @@ from core.settings.sections import (
     DatabaseSettings,
     HealthGateSettings,
     ImageBuild,
+    MaintenanceSettings,
     MedusaSettings,
     MeilisearchSettings,
     RedisSettings,
@@ -33,7 +34,8 @@ from core.settings.sections import (
 __all__ = [
     "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "AcmeSettings", "BackupSettings", "DatabaseSettings",
     "HealthGateSettings",
-    "ImageBuild", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings", "RouterSettings",
+    "ImageBuild", "MaintenanceSettings", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings",
+    "RouterSettings",
     "S3Settings", "ServiceImages", "Settings", "SettingsError", "TimeoutSettings", "TlsSettings",
     "load_settings", "read_pulumi_config", "read_pulumi_secret_keys",
 ]

@@ -14,6 +14,7 @@ from core.settings.sections import (
     DatabaseSettings,
     HealthGateSettings,
     ImageBuild,
+    MaintenanceSettings,
     MedusaSettings,
     MeilisearchSettings,
     RedisSettings,
@@ -60,6 +61,7 @@ class Settings(Section):
     s3: S3Settings = S3Settings()
     tls: TlsSettings = TlsSettings()
     router: RouterSettings = RouterSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     health_gate: HealthGateSettings = HealthGateSettings()
     images: ServiceImages = ServiceImages()
     backups: BackupSettings = BackupSettings()

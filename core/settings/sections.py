@@ -280,6 +280,17 @@ class ServiceImages(Section):
     acme: ImageRef = "goacme/lego:v5.6.0"
 
 
+class MaintenanceSettings(Section):
+    """The storefront answers 503 with a page while `enabled`; operators keep /health, the admin
+    (/app, /admin/, /auth/) and every release step. On and off is a state-file rename in the
+    router (no reload, no color changed): `bin/bluegreen maintenance on|off`."""
+
+    enabled: bool = False
+    # The Retry-After a client and a crawler are told (seconds): search engines keep a page
+    # indexed through a 503 that says when to come back.
+    retry_after_seconds: int = Field(default=300, ge=1, le=86400)
+
+
 class BackupSettings(Section):
     enabled: bool = True
     # Pre-migration dumps kept in the backups volume; older ones are removed after each new dump.

@@ -738,8 +738,10 @@ class LoadClient:
         duration: float = 11.0,
         tls: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        source: str = "127.0.0.1",  # another loopback address is another client to the router
     ) -> None:
         self.port, self.path, self.tls, self.timeout = port, path, tls, timeout
+        self.source = (source, 0)
         self.connections, self.per_connection_rate = connections, per_connection_rate
         self.new_connection_rate, self.duration = new_connection_rate, duration
         self.samples: list[Sample] = []
@@ -750,8 +752,10 @@ class LoadClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.tls is not None:
-            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=self.timeout, context=self.tls)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            return http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=self.timeout, context=self.tls, source_address=self.source
+            )
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout, source_address=self.source)
 
     def start(self) -> LoadClient:
         self.started_at = time.monotonic()

@@ -390,6 +390,48 @@ def test_f4_no_secret_value_in_the_state_or_any_run_output(stack: PulumiStack) -
     assert not leaks, leaks
 
 
+def _nginx_workers() -> set[str]:
+    """The router's nginx worker pids: a reload or restart replaces every one of them."""
+    found = docker("exec", f"{PREFIX}-router", "sh", "-c",
+                   "grep -l 'worker process' /proc/[0-9]*/cmdline 2>/dev/null || true")
+    return set(found.split())
+
+
+def test_h_maintenance_holds_the_storefront_through_a_release_without_a_reload(stack: PulumiStack) -> None:
+    """maintenance.enabled by `pulumi up`: the storefront answers 503 with Retry-After and the
+    page while /health and the admin API keep answering; a release made meanwhile is gated, flipped
+    and checked as usual; off again, the storefront serves the new color. The router container
+    and its nginx workers are the same throughout, and /health never failed."""
+    given(stack, "blue", blue=V1)
+    router = container_id(f"{PREFIX}-router")
+    workers = _nginx_workers()
+    assert workers, "no nginx worker found in the router"
+    maintenance = {"enabled": True, "retryAfterSeconds": 90}
+    try:
+        with Load(f"{PUBLIC}/health") as load:
+            configure(stack, maintenance=maintenance)
+            on = stack.up()
+            shop = requests.get(f"{PUBLIC}/store/products", timeout=5)
+            assert (shop.status_code, shop.headers.get("Retry-After")) == (503, "90"), shop.text[:200]
+            assert "down for maintenance" in shop.text
+            assert requests.get(f"{PUBLIC}/admin/users/me", timeout=5).status_code != 503
+            configure(stack, maintenance=maintenance, activeColor="green", blueImage=V1, greenImage=V2)
+            release = stack.up()
+            assert requests.get(f"{PUBLIC}/", timeout=5).status_code == 503
+            configure(stack, maintenance={**maintenance, "enabled": False}, activeColor="green",
+                      blueImage=V1, greenImage=V2)
+            off = stack.up()
+            time.sleep(1)
+        assert_clean(load, f"h. maintenance on {on.seconds:.1f}s, release in maintenance {release.seconds:.1f}s, "
+                           f"off {off.seconds:.1f}s; /health")
+        assert live() == {"color": "green", "version": "v2", "mode": "server"}
+        assert container_id(f"{PREFIX}-router") == router, "the router container was replaced"
+        assert _nginx_workers() == workers, "nginx was reloaded or restarted"
+    finally:
+        configure(stack, activeColor="green", blueImage=V1, greenImage=V2)
+        stack.up()
+
+
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:
     given(stack, "green", blue=V1, green=V1)
     psql = ["exec", f"{PREFIX}-postgres", "psql", "-U", "medusa", "-d", "medusa", "-tAc"]

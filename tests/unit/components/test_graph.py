@@ -12,7 +12,8 @@ from tests.unit.mock_stack import fake_digest, plain_strings, run_program
 # Resources whose inputs must be byte-identical whichever color is live (rules 1 and 3).
 COLOR_INDEPENDENT = [
     "router", "router-config-volume", "router-image", "router-config", "router-control-script",
-    "network", "backups-volume", "postgres", "postgres-volume", "postgres-image", "postgres-password",
+    "router-maintenance", "network", "backups-volume", "postgres", "postgres-volume", "postgres-image",
+    "postgres-password",
     "redis", "redis-volume", "redis-image", "meilisearch", "meilisearch-volume", "meilisearch-image",
 ]
 
@@ -28,7 +29,7 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
         "blue-backup", "blue-migrate", "image-prune", "live-route", "postgres-password", "preview-route",
-        "router-config", "router-control-script",
+        "router-config", "router-control-script", "router-maintenance",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -92,6 +93,7 @@ def test_order_of_operations_is_real_dependencies(active):
         (f"{active}-worker", "post-switch-check"),
         ("image-prune", f"{active}-worker"),
         ("router-config", "router-control-script"),
+        ("router-maintenance", "router-config"),
         # The other color may be live until the flip: a change that replaces it waits for it.
         (f"{other_color(active)}-server", "post-switch-check"),
     ]
@@ -247,3 +249,16 @@ def test_acme_client_gets_the_domain_and_ca_but_no_secret():
 def test_tls_with_own_files_has_no_acme_client():
     monitor, _ = run_program(config(tls='{"enabled": true, "certPath": "/etc/ssl/c.pem", "keyPath": "/etc/ssl/k.pem"}'))
     assert "acme" not in monitor.registrations and "certificate-ready" not in monitor.registrations
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_maintenance_is_one_router_command_and_changes_nothing_else(enabled):
+    """On and off is the router's state file (no reload, no color touched): the setting reaches
+    only the maintenance command and the Retry-After of the rendered config."""
+    plain, _ = run_program(config())
+    monitor, _ = run_program(config(maintenance=json.dumps({"enabled": enabled, "retryAfterSeconds": 300})))
+    command = monitor.registrations["router-maintenance"].inputs["create"]
+    assert shlex.split(command)[-2:] == ["maintenance", "on" if enabled else "off"]
+    for name, resource in monitor.registrations.items():
+        if name != "router-maintenance":
+            assert resource.inputs == plain.registrations[name].inputs, f"{name} changed with maintenance"

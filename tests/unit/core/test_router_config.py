@@ -9,6 +9,7 @@ from core import component_inputs as inputs
 from core.router_config import (
     CONNECT_TIMEOUT_SECONDS,
     KEEPALIVE_TIMEOUT_SECONDS,
+    MAINTENANCE_PAGE,
     PREVIEW_PORT,
     PREVIEW_TOKEN_HEADER,
     PROBE_PORT,
@@ -135,10 +136,12 @@ def test_every_public_location_is_rate_limited_but_the_router_health_and_acme() 
     assert "limit_req_zone $binary_remote_addr zone=bg_per_client:10m rate=3r/s;" in text
     public, redirect = _servers(text)[:2]
     locations = _locations(public)
-    assert set(locations) == {"= /_bluegreen/health", "= /health", "/app", "/search/", "/"}
+    assert set(locations) == {
+        "= /_bluegreen/health", "= /health", "/app", "/admin/", "/auth/", "/search/", "/", "@bg_maintenance"}
     for name, block in locations.items():
         limited = "limit_req zone=bg_per_client burst=9 nodelay;" in block
-        assert limited == (name != "= /_bluegreen/health"), name
+        # The maintenance page is reached only from a location that was already limited.
+        assert limited == (name not in ("= /_bluegreen/health", "@bg_maintenance")), name
     assert "limit_req_status 429;" in public
     assert "limit_req " not in redirect  # its 301s and the ACME challenge are not rate limited
 
@@ -204,3 +207,16 @@ def test_the_router_settings_reach_the_rendered_config() -> None:
     for directive in ("limit_conn bg_conn_per_client 12;", "client_body_timeout 9s;",
                       "set_real_ip_from 173.245.48.0/20;", "rate=4r/s;", "burst=8 nodelay;"):
         assert directive in text, directive
+
+
+def test_maintenance_holds_back_the_storefront_and_search_only() -> None:
+    text = _full(maintenance_retry_after_seconds=120)
+    locations = _locations(_servers(text)[0])
+    guarded = {name for name, block in locations.items() if "error_page 503 @bg_maintenance;" in block}
+    assert guarded == {"/", "/search/"}
+    page = locations["@bg_maintenance"]
+    assert "add_header Retry-After 120 always;" in page and "return 503 " in page
+    # nginx's return text: a double quote would end it, a `$` would be read as a variable.
+    assert '"' not in MAINTENANCE_PAGE and "$" not in MAINTENANCE_PAGE
+    # The router's own loopback (post-switch check, docker exec) is never held back.
+    assert "if ($realip_remote_addr = 127.0.0.1) {\n        set $bg_maintenance 0;" in text
