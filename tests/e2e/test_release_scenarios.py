@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from core.router_config import PREVIEW_TOKEN_HEADER
+from core.settings import MaintenanceSettings
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
 from tests.e2e.project import (
@@ -391,9 +392,11 @@ def test_f4_no_secret_value_in_the_state_or_any_run_output(stack: PulumiStack) -
 
 
 def _nginx_workers() -> set[str]:
-    """The router's nginx worker pids: a reload or restart replaces every one of them."""
+    """The router's nginx worker pids: a reload or restart starts new ones (a worker of an earlier
+    reload may still be finishing its connections, so compare with <=, not ==)."""
     found = docker("exec", f"{PREFIX}-router", "sh", "-c",
-                   "grep -l 'worker process' /proc/[0-9]*/cmdline 2>/dev/null || true")
+                   # Anchored, so the grep and its shell (whose argv holds the pattern) never match.
+                   "grep -l '^nginx: worker process' /proc/[0-9]*/cmdline 2>/dev/null || true")
     return set(found.split())
 
 
@@ -406,13 +409,16 @@ def test_h_maintenance_holds_the_storefront_through_a_release_without_a_reload(s
     router = container_id(f"{PREFIX}-router")
     workers = _nginx_workers()
     assert workers, "no nginx worker found in the router"
-    maintenance = {"enabled": True, "retryAfterSeconds": 90}
+    # Only `enabled` changes: the Retry-After value is part of the rendered config, so changing
+    # it is a config apply (one reload), which is not what this scenario is about.
+    maintenance = {"enabled": True}
+    retry_after = str(MaintenanceSettings().retry_after_seconds)
     try:
         with Load(f"{PUBLIC}/health") as load:
             configure(stack, maintenance=maintenance)
             on = stack.up()
             shop = requests.get(f"{PUBLIC}/store/products", timeout=5)
-            assert (shop.status_code, shop.headers.get("Retry-After")) == (503, "90"), shop.text[:200]
+            assert (shop.status_code, shop.headers.get("Retry-After")) == (503, retry_after), shop.text[:200]
             assert "down for maintenance" in shop.text
             assert requests.get(f"{PUBLIC}/admin/users/me", timeout=5).status_code != 503
             configure(stack, maintenance=maintenance, activeColor="green", blueImage=V1, greenImage=V2)
@@ -426,7 +432,11 @@ def test_h_maintenance_holds_the_storefront_through_a_release_without_a_reload(s
                            f"off {off.seconds:.1f}s; /health")
         assert live() == {"color": "green", "version": "v2", "mode": "server"}
         assert container_id(f"{PREFIX}-router") == router, "the router container was replaced"
-        assert _nginx_workers() == workers, "nginx was reloaded or restarted"
+        logs = subprocess.run(["docker", "logs", f"{PREFIX}-router"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        notices = [line for line in (logs.stdout + logs.stderr).splitlines()
+                   if "[notice]" in line or "[alert]" in line or "[emerg]" in line]
+        assert _nginx_workers() <= workers, "new nginx worker processes:\n" + "\n".join(notices[-20:])
     finally:
         configure(stack, activeColor="green", blueImage=V1, greenImage=V2)
         stack.up()
