@@ -28,11 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.router_config import UPSTREAM_IDLE_CONNECTIONS, RouterConfigInput, render_router_config  # noqa: E402
+import switch_bench  # noqa: E402
+
+from core.router_config import UPSTREAM_IDLE_CONNECTIONS  # noqa: E402
 from tests.component.nginx_harness import (  # noqa: E402
     Router,
     Upstream,
-    loopback_only,
     require_binary,
     wait_until,
     workers_cpu_seconds,
@@ -51,26 +52,13 @@ class Round:
 
 
 def render(router: Router, upstream: str, pooled: bool) -> str:
-    text = render_router_config(
-        RouterConfigInput(
-            domain="bench.local",
-            upstreams={"blue": upstream, "green": upstream},
-            state_dir=str(router.state_dir),
-            resolver=None,
-            listen_http=router.ports.http,
-            listen_https=router.ports.https,
-            listen_preview=router.ports.preview,
-            listen_probe=router.ports.probe,
-            # One client address sends all the load; the per-client limits are not under test.
-            rate_limit_per_second=1_000_000,
-            rate_limit_burst=1_000_000,
-            max_connections_per_client=10_000,
-        )
-    )
+    """switch_bench's config (the product's render, per-client limits out of the way) with both
+    colors on `upstream`; without the pool's `keepalive` lines when not `pooled`."""
+    text = switch_bench.render(router, upstream, upstream)
     if not pooled:
         text, removed = re.subn(rf"^\s*keepalive {UPSTREAM_IDLE_CONNECTIONS};\n", "", text, flags=re.M)
         assert removed == 2, "the rendered config no longer has one keepalive line per color"
-    return loopback_only(text)
+    return text
 
 
 def wrk(port: int, seconds: float, connections: int) -> float:
