@@ -231,8 +231,10 @@ def process_running(*needles: str) -> bool:
 
 
 def routes() -> dict[str, str]:
+    """The router's live and preview colors; other fields `status` prints (maintenance) are left out."""
     out = docker("exec", ROUTER, "sh", "/etc/nginx/conf.d/bluegreen/router.sh", "status", check=False)
-    return dict(part.split("=", 1) for part in out.split() if "=" in part)
+    fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
+    return {route: fields[route] for route in ("live", "preview") if route in fields}
 
 
 def label_of(container: str) -> str | None:
