@@ -62,7 +62,8 @@ test-guards: deps         ## what keeps a running stack safe from our own change
 test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)
 	.venv/bin/python -m pytest $(VPS_SUITES) -q -p no:cacheprovider
 
-bench: deps               ## prints numbers: router switch methods, router throughput, image rebuild times, TLS handshakes
+bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, image rebuild times, TLS handshakes
+	.venv/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	.venv/bin/python bench/switch_bench.py
 	.venv/bin/python bench/router_throughput.py
 	.venv/bin/python bench/rebuild_bench.py

@@ -15,6 +15,9 @@ request is a socket error or a non-2xx answer; the next scheduled request on tha
 opens a new connection (no retry, no catch-up burst). Latency percentiles cover the successful
 requests that started within 1 s of the switch (from 1 s before it starts to 1 s after it ends).
 Traffic goes only to 127.0.0.1; the whole run is bounded (about 45 s).
+
+Each method's run is also drawn (bench/flip_plot.py) into docs/bench/flip-<method>.png, or
+--plots DIR: requests per 100 ms by the color that answered them, and latency over time.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import flip_plot  # noqa: E402
 
 from core.router_config import RouterConfigInput, render_router_config  # noqa: E402
 from tests.component.nginx_harness import (  # noqa: E402
@@ -60,6 +65,15 @@ class Result:
     error_kinds: Counter[str]
 
 
+@dataclass(frozen=True)
+class Trace:
+    """One run's raw requests and its switch, kept for the picture."""
+
+    samples: list[Sample]
+    started_at: float
+    switch_window: tuple[float, float]
+
+
 def render(router: Router, blue: str, green: str) -> str:
     rendered = render_router_config(
         RouterConfigInput(
@@ -67,10 +81,7 @@ def render(router: Router, blue: str, green: str) -> str:
             upstreams={"blue": blue, "green": green},
             state_dir=str(router.state_dir),
             resolver=None,
-            listen_http=router.ports.http,
-            listen_https=router.ports.https,
-            listen_preview=router.ports.preview,
-            listen_probe=router.ports.probe,
+            **router.listen(),
             # One client address sends all the load; the per-client limit is not under test.
             rate_limit_per_second=100_000,
             rate_limit_burst=100_000,
@@ -86,7 +97,7 @@ def run_one(
     rate: float,
     duration: float,
     switch_at: float,
-) -> Result:
+) -> tuple[Result, Trace]:
     router = Router()
     blue, green = upstreams["blue"].addr, upstreams["green"].addr
     switch: Callable[[], None]
@@ -127,7 +138,8 @@ def run_one(
     finally:
         router.stop()
         shutil.rmtree(router.root, ignore_errors=True)
-    return analyse(method, samples, duration, switch_started, switch_done)
+    trace = Trace(samples, load.started_at, (switch_started, switch_done))
+    return analyse(method, samples, duration, switch_started, switch_done), trace
 
 
 def analyse(method: str, samples: list[Sample], duration: float, started: float, done: float) -> Result:
@@ -187,15 +199,16 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="requests/s per keep-alive connection")
     parser.add_argument("--duration", type=float, default=12.0)
     parser.add_argument("--switch-at", type=float, default=5.0)
+    parser.add_argument("--plots", type=Path, default=REPO / "docs/bench", help="where the PNGs go")
     args = parser.parse_args()
     if not 0 < args.switch_at < args.duration <= 30:
         parser.error("need 0 < --switch-at < --duration <= 30")
 
-    methods = [
-        "(a) stop + start nginx (seed)",
-        "(b) nginx -s reload",
-        "(c) state-file switch (ours)",
-    ]
+    methods = {
+        "(a) stop + start nginx (seed)": "flip-stop-start.png",
+        "(b) nginx -s reload": "flip-reload.png",
+        "(c) state-file switch (ours)": "flip-state-file.png",
+    }
     print(
         f"load: {args.connections} keep-alive connections x {args.rate:g} req/s = "
         f"{args.connections * args.rate:g} req/s for {args.duration:g} s, switch blue->green at "
@@ -206,9 +219,15 @@ def main() -> int:
     upstreams = {color: Upstream(color) for color in ("blue", "green")}
     results = []
     try:
-        for method in methods:
+        for method, picture in methods.items():
             print(f"running {method} ...", flush=True)
-            results.append(run_one(method, upstreams, args.connections, args.rate, args.duration, args.switch_at))
+            result, trace = run_one(method, upstreams, args.connections, args.rate, args.duration, args.switch_at)
+            results.append(result)
+            title = f"{method}: {result.failed} failed of {result.total}, blue -> green at {args.switch_at:g} s"
+            drawn = flip_plot.draw(
+                trace.samples, trace.started_at, args.duration, trace.switch_window, title, args.plots / picture
+            )
+            print(f"  drew {drawn.relative_to(REPO) if drawn.is_relative_to(REPO) else drawn}", flush=True)
     finally:
         for upstream in upstreams.values():
             upstream.stop()
