@@ -87,7 +87,8 @@ def draw(
         counts_axis.bar(times, values, width=buckets.seconds, bottom=bottom, align="edge", color=style, label=name)
         bottom = [low + value for low, value in zip(bottom, values, strict=True)]
     counts_axis.set_ylabel(f"requests per {buckets.seconds * 1000:.0f} ms")
-    counts_axis.legend(loc="lower left", ncols=3)
+    counts_axis.set_ylim(0, max(bottom, default=0) * 1.3 + 1)  # headroom for the legend
+    counts_axis.legend(loc="upper left", ncols=3)
 
     for name in COLOR_STYLE:
         answered = [r for r in requests if r.ok and r.color == name]

@@ -9,8 +9,9 @@ wrk (Debian's) drives a closed loop of keep-alive connections for --seconds per 
 rounds alternate direct / router so a noisy neighbour hits both. Two router configs are measured:
 the product's (a pool of idle upstream connections per color) and the same text without its
 `keepalive` lines, which is the config before the pool (a new upstream connection per request).
-Printed: the median requests/s of each, the ratio router/direct, and the router's workers'
-CPU milliseconds per 1000 requests, beside the figures measured before the pool.
+Printed: the median requests/s of each, the ratio router/direct, and the CPU milliseconds per
+1000 requests of the router's workers and of its metrics exporter (nginx/bluegreen-metrics.pl,
+which reads one log line per request), beside the figures measured before the pool.
 Traffic goes only to 127.0.0.1; every measurement is bounded by --seconds.
 """
 
@@ -34,6 +35,7 @@ from core.router_config import UPSTREAM_IDLE_CONNECTIONS  # noqa: E402
 from tests.component.nginx_harness import (  # noqa: E402
     Router,
     Upstream,
+    cpu_seconds,
     require_binary,
     wait_until,
     workers_cpu_seconds,
@@ -49,6 +51,7 @@ TARGET_RATIO = 0.5
 class Round:
     requests_per_second: float
     cpu_ms_per_1000: float | None = None
+    exporter_ms_per_1000: float | None = None
 
 
 def render(router: Router, upstream: str, pooled: bool) -> str:
@@ -79,10 +82,13 @@ def wrk(port: int, seconds: float, connections: int) -> float:
 
 
 def through_router(router: Router, seconds: float, connections: int) -> Round:
-    before = workers_cpu_seconds(router.master_pid)
+    exporter = router.exporter_pids()
+    before, exporter_before = workers_cpu_seconds(router.master_pid), cpu_seconds(exporter)
     rate = wrk(router.ports.http, seconds, connections)
     cpu = workers_cpu_seconds(router.master_pid) - before
-    return Round(rate, 1000 * 1000 * cpu / (rate * seconds))
+    exporter_cpu = cpu_seconds(exporter) - exporter_before
+    per_1000 = 1000 * 1000 / (rate * seconds)
+    return Round(rate, cpu * per_1000, exporter_cpu * per_1000)
 
 
 def main() -> int:
@@ -125,15 +131,19 @@ def main() -> int:
 
     direct = statistics.median(r.requests_per_second for r in rounds["direct"])
     print()
-    print(f"{'path':<38}{'req/s':>9}{'router/direct':>15}{'router CPU ms/1000 req':>24}{'before':>16}")
+    print(
+        f"{'path':<38}{'req/s':>9}{'router/direct':>15}{'router CPU ms/1000 req':>24}"
+        f"{'exporter CPU':>14}{'before':>16}"
+    )
     print(f"{'direct to the upstream':<38}{direct:>9.0f}")
     ratio = 0.0
     labels = {"pooled": "router, upstream pool (ours)", "unpooled": "router, no pool (the previous config)"}
     for name, label in labels.items():
         rate = statistics.median(r.requests_per_second for r in rounds[name])
         cpu = statistics.median(r.cpu_ms_per_1000 for r in rounds[name] if r.cpu_ms_per_1000 is not None)
+        exporter = statistics.median(r.exporter_ms_per_1000 or 0.0 for r in rounds[name])
         before = f"{BEFORE['ratio']:.2f}, {BEFORE['cpu_ms_per_1000']:.0f} ms" if name == "pooled" else ""
-        print(f"{label:<38}{rate:>9.0f}{rate / direct:>15.2f}{cpu:>24.0f}{before:>16}")
+        print(f"{label:<38}{rate:>9.0f}{rate / direct:>15.2f}{cpu:>24.0f}{exporter:>14.0f}{before:>16}")
         if name == "pooled":
             ratio = rate / direct
     print(f"\ntarget: router/direct >= {TARGET_RATIO} with the pool; measured {ratio:.2f}")

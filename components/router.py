@@ -23,6 +23,7 @@ from core.router_config import (
     CONTROL_SCRIPT,
     HTTP_PORT,
     HTTPS_PORT,
+    METRICS_EXPORTER,
     PREVIEW_PORT,
     SCRIPT_PATH,
     TLS_DIR,
@@ -144,6 +145,16 @@ class Router(pulumi.ComponentResource):
             environment=environment,
             triggers=[self.container.id, args.maintenance],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_applied]),
+        )
+        # Per-color traffic figures (rule 2f): the exporter runs inside the router container, next
+        # to nginx; `router.sh boot` starts it again whenever the container starts.
+        self.metrics = command.local.Command(
+            "router-metrics",
+            create=router_control.metrics_command(self.container_name),
+            stdin=METRICS_EXPORTER.read_text(),
+            environment=environment,
+            triggers=[self.container.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[script_installed]),
         )
         self.register_outputs({"container_id": self.container.id})
 

@@ -16,11 +16,13 @@ from core.naming import MEDUSA_PORT, MEILISEARCH_HOST, MEILISEARCH_PORT, Color, 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 TEMPLATES = NGINX_DIR / "templates"
 CONTROL_SCRIPT = NGINX_DIR / "bluegreen-router.sh"
+METRICS_EXPORTER = NGINX_DIR / "bluegreen-metrics.pl"
 
 # Paths inside the router container. The config volume is mounted at CONF_DIR.
 CONF_DIR = "/etc/nginx/conf.d"
 STATE_DIR = f"{CONF_DIR}/bluegreen/state"
 SCRIPT_PATH = f"{CONF_DIR}/bluegreen/router.sh"
+EXPORTER_PATH = f"{CONF_DIR}/bluegreen/metrics.pl"
 TLS_DIR = "/etc/nginx/tls"
 DOCKER_DNS = "127.0.0.11"
 
@@ -33,6 +35,16 @@ PREVIEW_PORT = 8081
 # published for it and no token crosses a network (rule 6b).
 PROBE_PORT = 8082
 LOOPBACK = "127.0.0.1"
+
+# Per-color traffic figures (nginx/bluegreen-metrics.pl, rule 2f): nginx sends one syslog line
+# per request over UDP to METRICS_LOG_PORT and proxies METRICS_PATH on the preview and probe
+# servers to the exporter's METRICS_EXPORTER_PORT. Both on the container's loopback only.
+METRICS_LOG_PORT = 9514
+METRICS_EXPORTER_PORT = 9145
+METRICS_PATH = "/_bluegreen/metrics"
+# Histogram bounds of the request time, in seconds: fine below 100 ms where a healthy store
+# answers, and up to the 1 s p95 threshold a release's analysis holds a new color to, and past it.
+LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # How long a dead color can keep being tried: nginx re-asks Docker's DNS after
 # RESOLVER_VALID_SECONDS (a stopped container's name is gone at once, so the answer is a 502
@@ -100,6 +112,8 @@ class RouterConfigInput:
     listen_https: int = HTTPS_PORT
     listen_preview: int = PREVIEW_PORT
     listen_probe: int = PROBE_PORT
+    metrics_log_port: int = METRICS_LOG_PORT
+    metrics_exporter_port: int = METRICS_EXPORTER_PORT
     public_https_port: int = 443
     tls: TlsFiles | None = None
     # Where the ACME client leaves HTTP-01 challenges (under .well-known/acme-challenge/), when
@@ -212,6 +226,9 @@ def _validate(spec: RouterConfigInput) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ValueError(f"trusted proxy {proxy!r} is not an IP address or CIDR network") from None
+    ports = [spec.listen_https if spec.tls is not None else spec.listen_http, spec.listen_preview, spec.listen_probe]
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"the public, preview and probe servers need their own ports, got {ports}")
     for name in (
         "rate_limit_per_second",
         "max_connections_per_client",
@@ -259,6 +276,13 @@ def _upstream_server(spec: RouterConfigInput, color: Color) -> str:
     if spec.resolver and not _is_ip_address(host):
         return f"{upstream} resolve"
     return upstream
+
+
+def _route_ports(spec: RouterConfigInput) -> list[str]:
+    """Which route each server's port belongs to, for the metrics log. With TLS, port 80 only
+    redirects (nothing to count); the probe port is the preview route the health gate uses."""
+    public = spec.listen_https if spec.tls is not None else spec.listen_http
+    return [f"{public} live;", f"{spec.listen_preview} preview;", f"{spec.listen_probe} preview;"]
 
 
 def _is_ip_address(host: str) -> bool:
@@ -342,6 +366,8 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 "search_cors_map": _indent([f'"{o}" "{o}";' for o in spec.search_cors_origins], 1),
                 "trusted_proxies_geo": _indent([f"{proxy} 1;" for proxy in spec.trusted_proxies], 1),
                 "rate_limit_per_second": str(spec.rate_limit_per_second),
+                "route_ports": _indent(_route_ports(spec), 1),
+                "metrics_log_port": str(spec.metrics_log_port),
             },
         ),
         _fill(
@@ -375,8 +401,12 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 },
             )
         )
-    token_guard = ""
+    token_guard = metrics_guard = ""
     if spec.preview_token:
+        # What scrapers send (Prometheus `authorization`, Uptime Kuma's bearer token).
+        metrics_guard = _indent(
+            [f'if ($http_authorization != "Bearer {spec.preview_token}") {{', "    return 404;", "}"], 2
+        )
         token_guard = _indent(
             [
                 f'if ({_PREVIEW_TOKEN_VARIABLE} != "{spec.preview_token}") {{',
@@ -387,9 +417,14 @@ def render_router_config(spec: RouterConfigInput) -> str:
         )
     # The token opens the route; it is never passed on to Medusa.
     proxy_preview = _indent([*_proxy_common(public=False), f'proxy_set_header {PREVIEW_TOKEN_HEADER} "";'], 2)
-    for purpose, listen, guard in (
-        ("The published preview route (loopback by default), for people", str(spec.listen_preview), token_guard),
-        ("The probe route: loopback of the container, for `docker exec`", f"{LOOPBACK}:{spec.listen_probe}", ""),
+    for purpose, listen, guard, scrape_guard in (
+        (
+            "The published preview route (loopback by default), for people and scrapers",
+            str(spec.listen_preview),
+            token_guard,
+            metrics_guard,
+        ),
+        ("The probe route: loopback of the container, for `docker exec`", f"{LOOPBACK}:{spec.listen_probe}", "", ""),
     ):
         parts.append(
             _fill(
@@ -399,6 +434,9 @@ def render_router_config(spec: RouterConfigInput) -> str:
                     "purpose": purpose,
                     "listen_preview": listen,
                     "token_guard": guard,
+                    "metrics_guard": scrape_guard,
+                    "metrics_path": METRICS_PATH,
+                    "metrics_upstream": f"{LOOPBACK}:{spec.metrics_exporter_port}",
                     "proxy_common": proxy_preview,
                     "color_header": COLOR_HEADER,
                 },

@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.naming import COLORS, Color
-from core.router_config import COLOR_HEADER, HTTP_PORT, HTTPS_PORT, LOOPBACK, PROBE_PORT, SCRIPT_PATH
+from core.router_config import (
+    COLOR_HEADER,
+    EXPORTER_PATH,
+    HTTP_PORT,
+    HTTPS_PORT,
+    LATENCY_BUCKETS_SECONDS,
+    LOOPBACK,
+    METRICS_EXPORTER_PORT,
+    METRICS_LOG_PORT,
+    PROBE_PORT,
+    SCRIPT_PATH,
+)
 
 Route = Literal["live", "preview"]
 ROUTES: tuple[Route, Route] = ("live", "preview")
@@ -58,6 +69,20 @@ def install_script_command(router: str) -> str:
     folder = SCRIPT_PATH.rsplit("/", 1)[0]
     install = f"mkdir -p {folder} && cat > {SCRIPT_PATH}.new && mv -f {SCRIPT_PATH}.new {SCRIPT_PATH}"
     return _join(["docker", "exec", "-i", router, "sh", "-c", install])
+
+
+def metrics_arguments(log_port: int = METRICS_LOG_PORT, exporter_port: int = METRICS_EXPORTER_PORT) -> list[str]:
+    """What `router.sh metrics` takes: the ports the rendered config logs to and proxies to, and
+    the histogram's bounds."""
+    return [str(log_port), str(exporter_port), ",".join(f"{bound:g}" for bound in LATENCY_BUCKETS_SECONDS)]
+
+
+def metrics_command(router: str) -> str:
+    # The exporter (nginx/bluegreen-metrics.pl) arrives on stdin and is renamed into place, then
+    # (re)started: a new version of it replaces the running one.
+    install = f"cat > {EXPORTER_PATH}.new && mv -f {EXPORTER_PATH}.new {EXPORTER_PATH}"
+    start = _join(["sh", SCRIPT_PATH, "metrics", *metrics_arguments()])
+    return _join(["docker", "exec", "-i", router, "sh", "-c", f"{install} && {start}"])
 
 
 def _color(value: str, what: str) -> Color:

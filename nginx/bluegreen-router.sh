@@ -8,6 +8,8 @@
 #                                              a refused config is rolled back and the call fails
 #   router.sh boot                             container entry point: start nginx from a config
 #                                              that validates, so a bad file never crash-loops it
+#   router.sh metrics UDP HTTP BUCKETS         (re)start the traffic-figures exporter (metrics.pl)
+#                                              with these ports; boot starts it again from then on
 #
 # nginx reads the state per request (`if (-f $state_dir/live-green)`), so `switch` changes which
 # color answers the next request while every open connection keeps going.
@@ -19,6 +21,12 @@ own_dir=$conf_dir/bluegreen
 state_dir=$own_dir/state
 config=$conf_dir/bluegreen.conf
 last_good=$own_dir/last-good.conf
+exporter=$own_dir/metrics.pl
+exporter_args=$own_dir/metrics.args
+# The exporter lives as long as this process (nginx's master: pid 1 in the container) and writes
+# its complaints to the container's log.
+master_pid=${BLUEGREEN_MASTER_PID:-1}
+exporter_log=${BLUEGREEN_METRICS_LOG:-/proc/1/fd/2}
 
 refuse() {
     echo "bluegreen-router: refusing: $*" >&2
@@ -115,8 +123,58 @@ cmd_apply() {
     echo "config applied and nginx reloaded"
 }
 
+# Every process of this router's exporter (its supervisor loop and perl itself), found by the
+# paths on their command lines, which are this router's own. Anchored on the program: a shell
+# whose script text merely mentions the exporter (`docker exec ... sh -c`) is not one of them.
+exporter_pids() {
+    for cmdline in /proc/[0-9]*/cmdline; do
+        args=$(tr '\0' ' ' <"$cmdline" 2>/dev/null) || continue
+        case "$args" in
+            "sh "*" metrics-run $own_dir " | "perl $exporter "*) pid=${cmdline#/proc/}; echo "${pid%/cmdline}" ;;
+        esac
+    done
+}
+
+start_exporter() {
+    [ -f "$exporter" ] && [ -f "$exporter_args" ] || return 0
+    # shellcheck disable=SC2046 # one pid per word
+    kill $(exporter_pids) 2>/dev/null || true
+    sh "$0" metrics-run "$own_dir" </dev/null >/dev/null 2>>"$exporter_log" &
+}
+
+cmd_metrics() {
+    udp=${1-}
+    http=${2-}
+    buckets=${3-}
+    case "$udp:$http" in
+        *[!0-9:]* | :* | *:) refuse "metrics needs two port numbers, got '$udp' '$http'" ;;
+    esac
+    case "$buckets" in
+        "" | *[!0-9.,]*) refuse "metrics needs bucket bounds like 0.1,1,10, got '$buckets'" ;;
+    esac
+    [ -f "$exporter" ] || refuse "no exporter at $exporter"
+    command -v perl >/dev/null ||
+        refuse "no perl in this router image: the metrics exporter needs it (the official nginx image has it)"
+    printf '%s %s %s\n' "$udp" "$http" "$buckets" >"$exporter_args"
+    start_exporter
+    echo "metrics exporter started (udp $udp, http $http)"
+}
+
+# The supervisor: restarts the exporter a second after it stops, for as long as nginx runs.
+cmd_metrics_run() {
+    read -r udp http buckets <"$exporter_args"
+    while kill -0 "$master_pid" 2>/dev/null; do
+        perl "$exporter" "$udp" "$http" "$state_dir" "$buckets" "$master_pid" || true
+        sleep 1
+    done
+}
+
 cmd_boot() {
     mkdir -p "$state_dir"
+    # exec below keeps this pid: it is nginx's master.
+    master_pid=$$
+    export BLUEGREEN_MASTER_PID=$$
+    start_exporter
     if [ ! -f "$config" ] && [ -f "$last_good" ]; then
         cp "$last_good" "$config"
         echo "bluegreen-router: restored missing config from last-good copy" >&2
@@ -151,5 +209,7 @@ case "$command" in
     status) cmd_status ;;
     apply) cmd_apply ;;
     boot) cmd_boot ;;
-    *) refuse "unknown command '$command' (switch|maintenance|status|apply|boot)" ;;
+    metrics) cmd_metrics "$@" ;;
+    metrics-run) cmd_metrics_run ;;
+    *) refuse "unknown command '$command' (switch|maintenance|status|apply|boot|metrics)" ;;
 esac

@@ -6,13 +6,14 @@ only (no pytest import), so the benchmark runs as a plain script.
 - `Upstream`: a threaded `http.server` child process (HTTP/1.1 keep-alive) that says which
   color it is (`X-Upstream-Color` header and body) and serves `/hold` (a long request held
   until released or a cap), `/ws` (a websocket echo) and, only when called directly,
-  `/_stats` and `/_release`.
+  `/_stats` and `/_release`; `/status/NNN` answers with status NNN.
 - `Router`: the router image's nginx (scripts/dev/install-nginx.sh) run as root with its own
   prefix, pid, error log and temp paths in a temporary directory, a minimal top-level
   nginx.conf that includes the rendered file inside `http {}` (the layout of the product's
   container: `conf.d/bluegreen.conf`, `conf.d/bluegreen/state/`), workers as `nobody` like the
   image's unprivileged workers, and the product's control script (`nginx/bluegreen-router.sh`)
-  driven with BLUEGREEN_CONF_DIR / BLUEGREEN_NGINX.
+  driven with BLUEGREEN_CONF_DIR / BLUEGREEN_NGINX; `boot` also starts the per-color metrics
+  exporter (`nginx/bluegreen-metrics.pl`) as `pulumi up` does, on this router's own ports.
 - `LoadClient`: N keep-alive connections at a fixed per-connection rate plus a stream of
   fresh connections; it never retries a request (a failed request is recorded as failed and
   the next scheduled request opens a new connection), and records every request's start,
@@ -31,6 +32,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -142,8 +144,13 @@ def children_of(pid: int) -> list[int]:
 
 def workers_cpu_seconds(master: int) -> float:
     """CPU time (user + system) the children of `master` (nginx workers) have used so far."""
+    return cpu_seconds(children_of(master))
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system) these processes have used so far."""
     ticks = 0
-    for pid in children_of(master):
+    for pid in pids:
         fields = _proc_stat(pid)
         if fields:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
@@ -215,6 +222,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         elif url.path == "/_release":
             self.server.release_event(query.get("id", "default")).set()
             self._reply(200, "released\n")
+        elif re.fullmatch(r"/status/[1-5][0-9][0-9]", url.path):  # an answer with that status
+            self._reply(int(url.path.rsplit("/", 1)[1]), f"{self.server.color}\n")
         elif url.path == "/_headers":  # what reached the color, to check what the router strips
             self._reply(200, json.dumps(dict(self.headers.items())), "application/json")
         elif url.path == "/_stats":
@@ -476,6 +485,8 @@ class Ports:
     https: int = field(default_factory=free_port)
     preview: int = field(default_factory=free_port)
     probe: int = field(default_factory=free_port)
+    metrics_log: int = field(default_factory=free_udp_port)
+    metrics: int = field(default_factory=free_port)
 
 
 MAIN_CONF = """\
@@ -489,7 +500,9 @@ events {{
 }}
 
 http {{
-    access_log off;
+    # As in the nginx image: an access log at the http level, beside the router's metrics log
+    # (`access_log off` here would switch that one off too).
+    access_log {root}/access.log;
     client_body_temp_path {root}/temp/body;
     proxy_temp_path {root}/temp/proxy;
     fastcgi_temp_path {root}/temp/fastcgi;
@@ -548,8 +561,20 @@ class Router:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            "BLUEGREEN_METRICS_LOG": str(self.root / "metrics.log"),
             "BLUEGREEN_CONF_DIR": str(self.conf_dir),
             "BLUEGREEN_NGINX": " ".join(self.nginx_argv),  # word-split by the script on purpose
+        }
+
+    def listen(self) -> dict[str, int]:
+        """This router's own ports, as RouterConfigInput takes them."""
+        return {
+            "listen_http": self.ports.http,
+            "listen_https": self.ports.https,
+            "listen_preview": self.ports.preview,
+            "listen_probe": self.ports.probe,
+            "metrics_log_port": self.ports.metrics_log,
+            "metrics_exporter_port": self.ports.metrics,
         }
 
     def install(self, config_text: str) -> None:
@@ -576,8 +601,48 @@ class Router:
         return result
 
     def boot(self, timeout: float = 30.0) -> None:
-        """Start nginx the way the router container does: `router.sh boot` (exec nginx)."""
+        """Start nginx the way the router container does: `router.sh boot` (exec nginx), then its
+        metrics exporter the way `pulumi up` does (`router.sh metrics`)."""
         self.start(["sh", str(CONTROL_SCRIPT), "boot"], timeout)
+        self.start_metrics()
+
+    def start_metrics(self) -> None:
+        # Imported here: this file also runs as a plain script (the upstream's child process),
+        # where the repository's packages are not on the path.
+        from core.router_config import METRICS_EXPORTER
+        from core.router_control import metrics_arguments
+
+        shutil.copyfile(METRICS_EXPORTER, self.own_dir / "metrics.pl")
+        started = subprocess.run(
+            ["sh", str(CONTROL_SCRIPT), "metrics", *metrics_arguments(self.ports.metrics_log, self.ports.metrics)],
+            env={**self.env, "BLUEGREEN_MASTER_PID": str(self.master_pid)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if started.returncode != 0:
+            raise HarnessError(f"router.sh metrics failed: {started.stderr}")
+        wait_until(lambda: self._exporter_listening(), timeout=10, what="the metrics exporter to listen")
+
+    def exporter_pids(self) -> list[int]:
+        """The metrics exporter's perl process (not its supervisor), by this router's own path."""
+        needle = str(self.own_dir / "metrics.pl").encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[0].endswith(b"perl") and argv[1] == needle:
+                found.append(int(entry))
+        return found
+
+    def _exporter_listening(self) -> bool:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            return probe.connect_ex(("127.0.0.1", self.ports.metrics)) == 0
 
     def start_plain(self, timeout: float = 30.0) -> None:
         """Start nginx directly in the foreground (the seed's container command)."""

@@ -67,10 +67,7 @@ def render(
             upstreams=dict(upstreams),  # type: ignore[arg-type]
             state_dir=str(router.state_dir),
             resolver=resolver,
-            listen_http=router.ports.http,
-            listen_https=router.ports.https,
-            listen_preview=router.ports.preview,
-            listen_probe=router.ports.probe,
+            **router.listen(),
             public_https_port=router.ports.https,
             tls=TlsFiles(str(tls[0]), str(tls[1])) if tls else None,
             **settings,

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from core.router_config import PREVIEW_TOKEN_HEADER
+from core.router_config import METRICS_PATH, PREVIEW_TOKEN_HEADER, PROBE_PORT
 from core.settings import MaintenanceSettings
+from core.traffic_metrics import Scrape, parse
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
 from tests.e2e.project import (
@@ -440,6 +441,59 @@ def test_h_maintenance_holds_the_storefront_through_a_release_without_a_reload(s
     finally:
         configure(stack, activeColor="green", blueImage=V1, greenImage=V2)
         stack.up()
+
+
+def router_metrics() -> Scrape:
+    """The router's per-color figures, read the way an operator on the host would."""
+    return parse(docker("exec", f"{PREFIX}-router", "curl", "-fsS", f"http://127.0.0.1:{PROBE_PORT}{METRICS_PATH}"))
+
+
+def wait_for_metrics(enough: Any, what: str, timeout: float = 15.0) -> Scrape:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            scrape = router_metrics()
+            if enough(scrape):
+                return scrape
+        except subprocess.CalledProcessError:
+            scrape = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:g} s; last scrape: {scrape and scrape.series}")
+        time.sleep(0.3)
+
+
+def test_i_the_router_counts_each_colors_traffic_across_a_flip_and_its_own_restart(stack: PulumiStack) -> None:
+    """Requests before a warm switch count for blue, after it for green; a restarted router
+    container (its exporter started again by `router.sh boot`) counts from zero."""
+    given(stack, "blue", blue=V1, green=V2)
+    before = router_metrics()
+    for _ in range(20):
+        assert live()["color"] == "blue"
+    configure(stack, activeColor="green", blueImage=V1, greenImage=V2)
+    stack.up()
+    for _ in range(30):
+        assert live()["color"] == "green"
+    after = wait_for_metrics(
+        lambda s: s.of("live", "green").minus(before.of("live", "green")).by_class.get("2xx", 0) >= 30,
+        "30 green requests counted",
+    )
+    measure(f"i. metrics: {after.of('live', 'green').total} live green, {after.of('live', 'blue').total} live blue, "
+            f"{after.dropped} dropped")
+    assert after.of("live", "blue").minus(before.of("live", "blue")).by_class == {"2xx": 20}
+    assert after.dropped == 0
+
+    docker("restart", f"{PREFIX}-router")
+    for _ in range(60):  # the router is back when the storefront answers again
+        try:
+            if requests.get(f"{PUBLIC}/", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    for _ in range(5):
+        assert live()["color"] == "green"
+    restarted = wait_for_metrics(lambda s: s.of("live", "green").total >= 5, "the restarted router's exporter")
+    assert restarted.of("live", "green").total < after.of("live", "green").total, "the counters did not restart"
 
 
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:

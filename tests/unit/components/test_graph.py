@@ -6,13 +6,15 @@ import shlex
 import pytest
 
 from core.naming import other_color
+from core.router_config import METRICS_EXPORTER
 from tests.unit.configs import HOSTILE_PASSWORD, config, two_colors
 from tests.unit.mock_stack import fake_digest, plain_strings, run_program
 
 # Resources whose inputs must be byte-identical whichever color is live (rules 1 and 3).
 COLOR_INDEPENDENT = [
     "router", "router-config-volume", "router-image", "router-config", "router-control-script",
-    "router-maintenance", "network", "backups-volume", "postgres", "postgres-volume", "postgres-image",
+    "router-maintenance", "router-metrics", "network", "backups-volume", "postgres", "postgres-volume",
+    "postgres-image",
     "postgres-password",
     "redis", "redis-volume", "redis-image", "meilisearch", "meilisearch-volume", "meilisearch-image",
 ]
@@ -29,7 +31,7 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
         "blue-backup", "blue-migrate", "image-prune", "live-route", "postgres-password", "preview-route",
-        "router-config", "router-control-script", "router-maintenance",
+        "router-config", "router-control-script", "router-maintenance", "router-metrics",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -94,6 +96,7 @@ def test_order_of_operations_is_real_dependencies(active):
         ("image-prune", f"{active}-worker"),
         ("router-config", "router-control-script"),
         ("router-maintenance", "router-config"),
+        ("router-metrics", "router-control-script"),
         # The other color may be live until the flip: a change that replaces it waits for it.
         (f"{other_color(active)}-server", "post-switch-check"),
     ]
@@ -262,3 +265,11 @@ def test_maintenance_is_one_router_command_and_changes_nothing_else(enabled):
     for name, resource in monitor.registrations.items():
         if name != "router-maintenance":
             assert resource.inputs == plain.registrations[name].inputs, f"{name} changed with maintenance"
+
+
+def test_the_metrics_exporter_is_installed_from_the_repo_and_restarted_with_a_new_router():
+    monitor, _ = run_program(config())
+    metrics = monitor.registrations["router-metrics"].inputs
+    assert metrics["stdin"] == METRICS_EXPORTER.read_text()
+    assert shlex.split(metrics["create"])[:4] == ["docker", "exec", "-i", "medusa-router"]
+    assert metrics["triggers"] == ["router-id"]

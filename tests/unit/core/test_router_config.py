@@ -220,3 +220,41 @@ def test_maintenance_holds_back_the_storefront_and_search_only() -> None:
     assert '"' not in MAINTENANCE_PAGE and "$" not in MAINTENANCE_PAGE
     # The router's own loopback (post-switch check, docker exec) is never held back.
     assert "if ($realip_remote_addr = 127.0.0.1) {\n        set $bg_maintenance 0;" in text
+
+
+def test_every_routed_request_is_logged_to_the_metrics_exporter_on_the_loopback():
+    text = rendered()
+    assert re.search(r"^access_log syslog:server=127\.0\.0\.1:9514,\S* bg_metrics if=\$bg_route;$", text, re.M)
+    route_map = "map $server_port $bg_route {\n    default \"\";\n    80 live;\n    8081 preview;\n    8082 preview;\n}"
+    assert route_map in text
+    # Each server names the color it sends to; Meilisearch's route is no color.
+    assert text.count("set $bg_color $bg_live;") == 1
+    assert text.count("set $bg_color $bg_preview;") == 2
+
+
+def test_with_tls_the_https_port_is_the_live_route_and_port_80_only_redirects():
+    text = render_router_config(
+        RouterConfigInput(domain="shop.example.com", upstreams=docker_upstreams("shop"), tls=TLS_IN_ROUTER)
+    )
+    route_map = re.search(r"map \$server_port \$bg_route \{(.*?)\}", text, re.S)
+    assert route_map and "443 live;" in route_map.group(1) and "80 " not in route_map.group(1)
+
+
+def test_the_metrics_route_is_proxied_to_the_exporter_and_needs_the_token_where_people_reach_it():
+    text = render_router_config(
+        RouterConfigInput(domain="shop.example.com", upstreams=docker_upstreams("shop"), preview_token="t0k")
+    )
+    locations = re.findall(r"location = /_bluegreen/metrics \{(.*?)\n    \}", text, re.S)
+    assert len(locations) == 2  # the published preview server and the probe server
+    published, probe = locations
+    assert 'if ($http_authorization != "Bearer t0k")' in published and "return 404;" in published
+    assert "http_authorization" not in probe
+    for location in locations:
+        assert "proxy_pass http://127.0.0.1:9145/metrics;" in location and "access_log off;" in location
+
+
+def test_servers_sharing_a_port_are_refused_since_the_port_names_the_route():
+    with pytest.raises(ValueError, match="their own ports"):
+        render_router_config(
+            RouterConfigInput(domain="shop.example.com", upstreams=docker_upstreams("shop"), listen_probe=PREVIEW_PORT)
+        )

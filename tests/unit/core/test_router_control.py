@@ -1,8 +1,11 @@
 """The router's switch protocol: argv out, typed result back, and the undo it implies."""
 
+import shlex
+
 import pytest
 
-from core.router_config import HTTP_PORT, HTTPS_PORT, PROBE_PORT, SCRIPT_PATH
+from core import router_control
+from core.router_config import EXPORTER_PATH, HTTP_PORT, HTTPS_PORT, PROBE_PORT, SCRIPT_PATH
 from core.router_control import (
     ProbeReply,
     RouterProtocolError,
@@ -68,3 +71,12 @@ def test_a_probe_without_an_answer_says_why() -> None:
 def test_the_live_probe_takes_the_public_server_with_or_without_tls() -> None:
     assert live_probe_url("/health", tls=True) == f"https://127.0.0.1:{HTTPS_PORT}/health"
     assert live_probe_url("/health", tls=False) == f"http://127.0.0.1:{HTTP_PORT}/health"
+
+
+def test_the_metrics_command_installs_the_exporter_then_starts_it_with_the_configs_ports() -> None:
+    argv = shlex.split(router_control.metrics_command("shop-router"))
+    assert argv[:6] == ["docker", "exec", "-i", "shop-router", "sh", "-c"]
+    install, start = argv[6].split(" && sh ")
+    assert install.startswith(f"cat > {EXPORTER_PATH}.new && mv -f {EXPORTER_PATH}.new {EXPORTER_PATH}")
+    buckets = "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10"
+    assert shlex.split(start) == [SCRIPT_PATH, "metrics", "9514", "9145", buckets]
