@@ -1,10 +1,11 @@
 """Wires the components in the order of docs/rules.md, every arrow a real dependency:
 
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
-      -> live route (the flip) -> post-switch check -> target worker -> image prune
+      -> live route (the flip) -> post-switch check -> [post-flip analysis] -> target worker
+      -> image prune
     with ACME: TLS volume -> router -> ACME client -> certificate check -> live route
     color[other]: release steps after the target's; server kept warm (changed only after the
-      post-switch check) or removed, worker removed (deletes run last in an update)
+      post-switch check and the analysis) or removed, worker removed (deletes run last in an update)
 
 Every value handed to a component comes from a settings section or from core/component_inputs.py;
 this file only says what runs after what.
@@ -30,6 +31,7 @@ from core.medusa_env import MedusaSecrets, plain_env, secret_env
 from core.router_config import render_router_config
 from core.settings import Settings
 from providers.health_gate import HealthGate
+from providers.traffic_analysis import TrafficAnalysis
 
 
 def _medusa_secrets(settings: Settings, base: BaseServices, secrets: StackSecrets) -> pulumi.Output[dict[str, str]]:
@@ -171,7 +173,20 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         rollback=live.undo,
         opts=pulumi.ResourceOptions(depends_on=[live.command]),
     )
-    worker = target_stack.start_worker(after=[live.command, post_check])
+    # Traffic stays on the target only once the flip is proven: the check, then real traffic.
+    flip_proven: list[pulumi.Resource] = [post_check]
+    analysis_spec = inputs.analysis_spec(settings, target)
+    analysis = None
+    if analysis_spec is not None:
+        analysis = TrafficAnalysis(
+            "post-flip-analysis",
+            spec=analysis_spec,
+            triggers=[live.command.id],
+            rollback=live.undo,
+            opts=pulumi.ResourceOptions(depends_on=[post_check]),
+        )
+        flip_proven.append(analysis)
+    worker = target_stack.start_worker(after=[live.command, *flip_proven])
     # Last, so a prune problem can never stand between a healthy image and its traffic.
     prune_old_images(
         "image-prune",
@@ -190,10 +205,10 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         # one after the other: two versions never migrate the same database at once.
         # Its server is touched only after the flip: until then it may be the live color.
         images[other] = color_stack(
-            other, other_image, after=[target_stack.release.migrate], serve_after=[post_check]
+            other, other_image, after=[target_stack.release.migrate], serve_after=flip_proven
         ).image.image_id
 
-    return {
+    outputs: dict[str, Any] = {
         "liveColor": target,
         "images": images,
         "imageRefs": {color: target_image if color == target else settings.image_for(color) for color in naming.COLORS},
@@ -204,3 +219,6 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "backup": target_stack.release.backup_name,
         "routerContainerId": router.container.id,
     }
+    if analysis is not None:
+        outputs["postFlipAnalysis"] = analysis.result
+    return outputs

@@ -24,6 +24,7 @@ from core.router_config import (
 )
 from core.router_control import live_probe_url, preview_probe_url
 from core.settings import Settings
+from core.traffic_analysis import AnalysisSpec
 
 # Relative build contexts are relative to the project (where Pulumi.yaml is).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -98,6 +99,20 @@ def build_plan(settings: Settings, color: Color) -> BuildPlan | None:
 def _gate_timing(settings: Settings) -> dict[str, object]:
     # Every healthGate field but the path is a PollSpec field of the same name.
     return settings.health_gate.model_dump(exclude={"path"})
+
+
+def analysis_spec(settings: Settings, color: Color) -> AnalysisSpec | None:
+    """The post-flip analysis of `color`'s live traffic, or None when `analysis.windowSeconds`
+    is 0 (off)."""
+    analysis = settings.analysis
+    if analysis.window_seconds <= 0:
+        return None
+    return AnalysisSpec(
+        color=color,
+        **analysis.model_dump(),
+        via_router=router_container(settings.prefix),
+        docker_host=settings.docker_host,
+    )
 
 
 def gate_spec(settings: Settings, color: Color) -> PollSpec:

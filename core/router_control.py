@@ -26,6 +26,7 @@ from core.router_config import (
     LOOPBACK,
     METRICS_EXPORTER_PORT,
     METRICS_LOG_PORT,
+    METRICS_PATH,
     PROBE_PORT,
     SCRIPT_PATH,
 )
@@ -75,6 +76,13 @@ def metrics_arguments(log_port: int = METRICS_LOG_PORT, exporter_port: int = MET
     """What `router.sh metrics` takes: the ports the rendered config logs to and proxies to, and
     the histogram's bounds."""
     return [str(log_port), str(exporter_port), ",".join(f"{bound:g}" for bound in LATENCY_BUCKETS_SECONDS)]
+
+
+def metrics_scrape_argv(router: str) -> list[str]:
+    """Read the router's per-color figures from inside its container (the probe port: no token,
+    nothing published), as the post-flip analysis does."""
+    url = f"http://{LOOPBACK}:{PROBE_PORT}{METRICS_PATH}"
+    return ["docker", "exec", router, "curl", "-fsS", "--max-time", "5", url]
 
 
 def metrics_command(router: str) -> str:

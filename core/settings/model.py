@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from core.naming import Color
 from core.settings.sections import (
+    AnalysisSettings,
     BackupSettings,
     DatabaseSettings,
     HealthGateSettings,
@@ -62,6 +63,7 @@ class Settings(Section):
     tls: TlsSettings = TlsSettings()
     router: RouterSettings = RouterSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
     health_gate: HealthGateSettings = HealthGateSettings()
     images: ServiceImages = ServiceImages()
     backups: BackupSettings = BackupSettings()

@@ -291,6 +291,28 @@ class MaintenanceSettings(Section):
     retry_after_seconds: int = Field(default=300, ge=1, le=86400)
 
 
+class AnalysisSettings(Section):
+    """After the live flip, the new color's real traffic is watched for `window_seconds`
+    (0: off): a 5xx share above `max_error_ratio` or a p95 above `max_p95_seconds`, judged once
+    `min_requests` have been answered, flips traffic back to the warm color and fails the run
+    with the figures. The defaults are the brief's: 5 % and 1 s."""
+
+    window_seconds: float = Field(default=0.0, ge=0, le=3600)
+    max_error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    max_p95_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Below this many requests in the window a ratio says little: no verdict, the release stands.
+    min_requests: int = Field(default=20, ge=1, le=1_000_000)
+    interval_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("interval_seconds")
+    @classmethod
+    def _interval_fits_the_window(cls, value: float, info: Any) -> float:
+        window = info.data.get("window_seconds")
+        if window and value > window:
+            raise ValueError("must be at most analysis.windowSeconds (one look at the traffic per interval)")
+        return value
+
+
 class BackupSettings(Section):
     enabled: bool = True
     # Pre-migration dumps kept in the backups volume; older ones are removed after each new dump.

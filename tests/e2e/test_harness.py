@@ -45,6 +45,7 @@ IMAGES = {
     "never-healthy": "medusa-bg/testapp:never-healthy",
     "crash": "medusa-bg/testapp:crash",
     "badmigrate": "medusa-bg/testapp:badmigrate",
+    "errors-10pct": "medusa-bg/testapp:errors-10pct",
 }
 
 

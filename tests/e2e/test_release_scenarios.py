@@ -36,6 +36,7 @@ from tests.e2e.project import (
 
 PREFIX = "e2e"
 V1, V2 = "medusa-bg/testapp:v1", "medusa-bg/testapp:v2"
+FLAKY = "medusa-bg/testapp:errors-10pct"  # healthy to every check, 500 on every 10th real request
 HTTP_PORT = 18080
 PREVIEW_PORT = 19080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
@@ -494,6 +495,51 @@ def test_i_the_router_counts_each_colors_traffic_across_a_flip_and_its_own_resta
         assert live()["color"] == "green"
     restarted = wait_for_metrics(lambda s: s.of("live", "green").total >= 5, "the restarted router's exporter")
     assert restarted.of("live", "green").total < after.of("live", "green").total, "the counters did not restart"
+
+
+def test_j1_a_healthy_color_passes_the_post_flip_analysis_on_real_traffic(stack: PulumiStack) -> None:
+    given(stack, "blue", blue=V1)
+    analysis = {"windowSeconds": 6, "intervalSeconds": 1}
+    try:
+        configure(stack, activeColor="green", blueImage=V1, greenImage=V2, analysis=analysis)
+        with Load(f"{PUBLIC}/") as load:
+            run = stack.up()
+        verdict = stack.outputs()["postFlipAnalysis"]
+        assert_clean(load, f"j1. release with a {analysis['windowSeconds']} s analysis: pulumi up {run.seconds:.1f}s, "
+                           f"{verdict['requests']} green requests judged in {verdict['watched_seconds']} s")
+        assert verdict["healthy"] is True and verdict["color"] == "green"
+        assert verdict["requests"] >= 20 and verdict["server_errors"] == 0
+        assert verdict["watched_seconds"] >= analysis["windowSeconds"]
+        assert live()["color"] == "green"
+    finally:
+        configure(stack, activeColor="green", blueImage=V1, greenImage=V2)
+
+
+def test_j2_a_color_failing_10_percent_of_real_requests_is_flipped_back(stack: PulumiStack) -> None:
+    """It passes the health gate and the post-switch check (/health is fine); the analysis sees
+    its real traffic answer 5xx above the 5% default and flips back to the warm blue."""
+    given(stack, "blue", blue=V1)
+    try:
+        configure(stack, activeColor="green", blueImage=V1, greenImage=FLAKY, analysis={"windowSeconds": 60})
+        with Load(f"{PUBLIC}/") as load:
+            run = stack.up(check=False)
+            time.sleep(1)
+        assert run.returncode != 0, run.output[-3000:]
+        assert "post-flip analysis: green failed on real traffic" in run.output, run.output[-3000:]
+        assert "answered 5xx" in run.output and "rolled back" in run.output, run.output[-3000:]
+        assert live()["color"] == "blue"
+        report = load.stop()
+        # Blue never answers 5xx, so every failed request is one green answered.
+        saw_green = report.colors["green"] + report.failed
+        window = run.output.split("within ", 1)[1].split(" s of the flip", 1)[0]
+        measure(f"j2. 10%-failing green flipped back by the analysis: pulumi up failed after {run.seconds:.1f}s, "
+                f"{saw_green} requests saw green ({report.failed} of them failed), "
+                f"analysis window until the verdict {window} s (of 60); {report.summary()}")
+        assert saw_green > 0 and report.failed > 0
+        assert all("from green" in failure for failure in report.failures), report.failures
+    finally:
+        configure(stack, activeColor="blue", blueImage=V1)
+        stack.up()
 
 
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:

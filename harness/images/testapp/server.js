@@ -10,7 +10,9 @@
 // The baked BEHAVIOUR (build arg) changes the image, not the runtime config:
 //   healthy | never-healthy (/health 503 forever) | crash (exit 1 after the boot delay) |
 //   badmigrate (only `medusa db:migrate` fails) | preview-only (/health 503 unless the Host is
-//   an IP address: it passes the gate on the preview route and fails the live route's check).
+//   an IP address: it passes the gate on the preview route and fails the live route's check) |
+//   errors-10pct (every 10th request but /health answers 500: healthy to the gate and the
+//   post-switch check, failing 10% of real traffic).
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close websockets, exit 0.
 
 const http = require('node:http');
@@ -49,9 +51,14 @@ function hostAccepted(req) {
   return /^[0-9.]+(:[0-9]+)?$/.test(req.headers.host || '');
 }
 
+let answered = 0;
+
 function route(req, res) {
   const url = new URL(req.url, 'http://localhost');
   if (draining) res.setHeader('connection', 'close');
+  if (build.behaviour === 'errors-10pct' && url.pathname !== '/health' && ++answered % 10 === 0) {
+    return send(res, 500, { error: 'errors-10pct behaviour' });
+  }
   switch (url.pathname) {
     case '/health':
       return healthy() && hostAccepted(req) ? send(res, 200, 'OK', 'text/plain') : send(res, 503, 'Service Unavailable', 'text/plain');

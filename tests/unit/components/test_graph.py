@@ -273,3 +273,23 @@ def test_the_metrics_exporter_is_installed_from_the_repo_and_restarted_with_a_ne
     assert metrics["stdin"] == METRICS_EXPORTER.read_text()
     assert shlex.split(metrics["create"])[:4] == ["docker", "exec", "-i", "medusa-router"]
     assert metrics["triggers"] == ["router-id"]
+
+
+def test_no_analysis_unless_a_window_is_set():
+    monitor, outputs = run_program(config())
+    assert "post-flip-analysis" not in monitor.registrations
+    assert "postFlipAnalysis" not in outputs
+
+
+def test_the_analysis_runs_after_the_post_switch_check_and_before_the_target_worker_with_the_flips_undo():
+    window = json.dumps({"windowSeconds": 30, "maxErrorRatio": 0.1})
+    monitor, outputs = run_program({**two_colors("green"), "analysis": window})
+    analysis = monitor.registrations["post-flip-analysis"]
+    assert analysis.inputs["color"] == "green" and analysis.inputs["window_seconds"] == 30
+    assert analysis.inputs["max_error_ratio"] == 0.1 and analysis.inputs["via_router"] == "medusa-router"
+    assert analysis.inputs["triggers"] == ["live-route-id"]
+    assert analysis.inputs["rollback"] == monitor.registrations["post-switch-check"].inputs["rollback"]
+    assert analysis.inputs["rollback"]["argv"][-2:] == ["live", "blue"]
+    assert monitor.depends_on("post-flip-analysis", "post-switch-check")
+    assert monitor.depends_on("green-worker", "post-flip-analysis")
+    assert "postFlipAnalysis" in outputs

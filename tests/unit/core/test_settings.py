@@ -13,6 +13,10 @@ from tests.unit.configs import config
 
 BAD_CONFIGS = [
     (
+        {"analysis": json.dumps({"windowSeconds": 5, "intervalSeconds": 10})},
+        "analysis.intervalSeconds: must be at most analysis.windowSeconds (one look at the traffic per interval)",
+    ),
+    (
         {"activeColor": None},
         "activeColor: required; set it with `pulumi config set activeColor blue` (blue or green)",
     ),
