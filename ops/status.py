@@ -23,6 +23,7 @@ from ops.docker_host import ContainerState, DockerHost, parse_inspect, stack_con
 from ops.environment import Target
 from ops.history import HistoryEntry, last_update, parse_history, read_raw_history
 from ops.pulumi_cli import (
+    MAINTENANCE_KEY,
     OpsError,
     PulumiCli,
     Runner,
@@ -64,6 +65,8 @@ class Status:
     last_update: HistoryEntry | None
     last_success: HistoryEntry | None
     rollback_to: HistoryEntry | None  # what `rollback` (no N) would go back to; None: nothing
+    maintenance: bool = False  # the config's maintenance.enabled
+    analysis: Mapping[str, Any] | None = None  # stack output postFlipAnalysis: the last verdict
 
     @property
     def deployed(self) -> bool:
@@ -99,6 +102,7 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
         rollback_to = None
     backup = outputs.get("backup")
     url = outputs.get("publicUrl")
+    analysis = outputs.get("postFlipAnalysis")
     return Status(
         stack=stack,
         active_color=active,
@@ -112,6 +116,8 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
         last_update=last_update(history),
         last_success=last_update(history, succeeded=True),
         rollback_to=rollback_to,
+        maintenance=bool((config.object(MAINTENANCE_KEY) or {}).get("enabled", False)),
+        analysis=analysis if isinstance(analysis, Mapping) else None,
     )
 
 
@@ -148,6 +154,8 @@ def as_json(status: Status) -> dict[str, Any]:
         "lastUpdate": _update(status.last_update),
         "lastSuccessfulUpdate": _update(status.last_success),
         "backup": status.backup,
+        "maintenance": status.maintenance,
+        "postFlipAnalysis": dict(status.analysis) if status.analysis is not None else None,
     }
 
 
@@ -158,6 +166,16 @@ def _state(state: ContainerState | None) -> str:
 def _describe_update(entry: HistoryEntry) -> str:
     message = f": {entry.message}" if entry.message else ""
     return f"#{entry.number} {entry.result} at {entry.end_time or entry.start_time}{message}"
+
+
+def _describe_analysis(verdict: Mapping[str, Any]) -> str:
+    ratio, p95 = verdict.get("error_ratio"), verdict.get("p95_seconds")
+    figures = (
+        f"{verdict.get('color')}: {verdict.get('requests')} live requests in {verdict.get('watched_seconds')} s, "
+        f"5xx {'-' if ratio is None else f'{ratio:.1%}'}, p95 {'-' if p95 is None else f'{p95:.3f} s'}"
+    )
+    note = f" ({verdict['reason']})" if verdict.get("reason") else ""
+    return f"{'passed' if verdict.get('healthy') else 'failed'}, {figures}{note}"
 
 
 def render_text(status: Status, target: Target) -> list[str]:
@@ -175,7 +193,8 @@ def render_text(status: Status, target: Target) -> list[str]:
         image_id = f" ({c.image_id[:19]})" if c.image_id else ""
         lines.append(f"  {c.color:<5} {role:<4}  image {image}{image_id}")
         lines.append(f"              server {_state(c.server)}; worker {_state(c.worker)}")
-    lines.append(f"  router: {_state(status.router)}")
+    lines.append(f"  router: {_state(status.router)}"
+                 + ("; maintenance ON (the storefront answers 503)" if status.maintenance else ""))
     if status.docker_error:
         lines.append(f"  docker: {status.docker_host} did not answer: {status.docker_error}")
     if status.last_update is None:
@@ -184,6 +203,8 @@ def render_text(status: Status, target: Target) -> list[str]:
         lines.append(f"  last release: {_describe_update(status.last_update)}")
         if status.last_success is not None and status.last_success is not status.last_update:
             lines.append(f"  last successful release: {_describe_update(status.last_success)}")
+    if status.analysis is not None:
+        lines.append(f"  last post-flip analysis: {_describe_analysis(status.analysis)}")
     lines.append(f"  last backup: {status.backup or 'none'}")
     lines.extend(next_commands(status, target))
     return lines
@@ -200,6 +221,8 @@ def next_commands(status: Status, target: Target) -> list[str]:
         if status.colors[idle].warm:
             commands.append((f"flip to the warm {idle}", target.command("switch", idle)))
         commands.append(("live server logs", target.command("logs", live, "server", "--tail", "50")))
+    if status.maintenance:
+        commands.append(("serve the storefront again", target.command("maintenance", "off")))
     if status.rollback_to is not None:
         commands.append((f"roll back to update {status.rollback_to.number} (plan only)",
                          target.command("rollback", "--dry-run")))

@@ -117,3 +117,27 @@ def test_config_and_reality_disagree() -> None:
     result = recorded(liveColor="blue")
     assert "  note: the config's activeColor is green; the next `pulumi up` makes it live" in status.render_text(
         result, TARGET)
+
+
+def test_maintenance_left_on_is_shown_with_the_command_that_ends_it() -> None:
+    config = StackConfig.from_pulumi(
+        {**ops_fixture("e2ecli_config.json"),
+         "medusa-bluegreen:maintenance": {"value": '{"enabled":true}', "objectValue": {"enabled": True},
+                                          "secret": False}}
+    )
+    history = parse_history(ops_fixture("e2ecli_history.json"), config)
+    result = status.build_status("e2ecli", config, ops_fixture("e2ecli_outputs.json"), history, None)
+    lines = status.render_text(result, TARGET)
+    assert any(line.endswith("; maintenance ON (the storefront answers 503)") for line in lines), lines
+    assert "serve the storefront again: bin/bluegreen --stack e2ecli maintenance off" in " ".join(
+        " ".join(lines).split())
+    assert status.as_json(result)["maintenance"] is True
+    assert status.as_json(recorded())["maintenance"] is False
+
+
+def test_the_last_post_flip_analysis_is_shown_with_its_figures() -> None:
+    verdict = {"healthy": True, "color": "green", "requests": 698, "server_errors": 0, "error_ratio": 0.0,
+               "p95_seconds": 0.0042, "watched_seconds": 6.1, "reason": None}
+    lines = status.render_text(recorded(postFlipAnalysis=verdict), TARGET)
+    assert "  last post-flip analysis: passed, green: 698 live requests in 6.1 s, 5xx 0.0%, p95 0.004 s" in lines
+    assert not any("post-flip analysis" in line for line in status.render_text(recorded(), TARGET))
