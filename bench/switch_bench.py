@@ -14,7 +14,8 @@ connections at a fixed 20 requests/s each (400 req/s) for 12 s, the switch at 5 
 request is a socket error or a non-2xx answer; the next scheduled request on that connection
 opens a new connection (no retry, no catch-up burst). Latency percentiles cover the successful
 requests that started within 1 s of the switch (from 1 s before it starts to 1 s after it ends).
-Traffic goes only to 127.0.0.1; the whole run is bounded (about 45 s).
+Traffic goes only to 127.0.0.1; the whole run is bounded (about 45 s per round, --rounds 3; the
+table shows each method's median-p99 round, every round's p99 and failures are printed).
 
 Each method's run is also drawn (bench/flip_plot.py) into docs/bench/flip-<method>.png, or
 --plots DIR: requests per 100 ms by the color that answered them, and latency over time.
@@ -200,9 +201,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=12.0)
     parser.add_argument("--switch-at", type=float, default=5.0)
     parser.add_argument("--plots", type=Path, default=REPO / "docs/bench", help="where the PNGs go")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per method; the table shows the median p99 one")
     args = parser.parse_args()
     if not 0 < args.switch_at < args.duration <= 30:
         parser.error("need 0 < --switch-at < --duration <= 30")
+    if not 1 <= args.rounds <= 10:
+        parser.error("need 1 <= --rounds <= 10")
 
     methods = {
         "(a) stop + start nginx (seed)": "flip-stop-start.png",
@@ -218,11 +222,22 @@ def main() -> int:
     )
     upstreams = {color: Upstream(color) for color in ("blue", "green")}
     results = []
+    failed_in_any_round = 0
     try:
         for method, picture in methods.items():
-            print(f"running {method} ...", flush=True)
-            result, trace = run_one(method, upstreams, args.connections, args.rate, args.duration, args.switch_at)
+            print(f"running {method} x{args.rounds} ...", flush=True)
+            runs = [
+                run_one(method, upstreams, args.connections, args.rate, args.duration, args.switch_at)
+                for _ in range(args.rounds)
+            ]
+            # A p99 over the ~800 requests of one switch window is its 8th slowest request: one
+            # run is noise-prone on a shared 2-core machine, the median of a few is not.
+            runs.sort(key=lambda run: run[0].p99_ms if run[0].p99_ms is not None else float("inf"))
+            result, trace = runs[len(runs) // 2]
+            print(f"  p99 ms per round: {', '.join(fmt(run[0].p99_ms, 2) for run in runs)}", flush=True)
+            print(f"  failed per round: {', '.join(str(run[0].failed) for run in runs)}", flush=True)
             results.append(result)
+            failed_in_any_round = sum(run[0].failed for run in runs)
             title = f"{method}: {result.failed} failed of {result.total}, blue -> green at {args.switch_at:g} s"
             drawn = flip_plot.draw(
                 trace.samples, trace.started_at, args.duration, trace.switch_window, title, args.plots / picture
@@ -233,7 +248,7 @@ def main() -> int:
             upstream.stop()
     print()
     print_table(results)
-    return 0 if results[-1].failed == 0 else 1
+    return 0 if failed_in_any_round == 0 else 1  # the last method is ours
 
 
 if __name__ == "__main__":

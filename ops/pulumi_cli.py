@@ -468,6 +468,17 @@ def image_ids(outputs: Mapping[str, Any]) -> dict[Color, str | None]:
     return ids
 
 
+def describe_analysis(verdict: Mapping[str, Any]) -> str:
+    """One line for the stack output postFlipAnalysis: the verdict and its figures."""
+    ratio, p95 = verdict.get("error_ratio"), verdict.get("p95_seconds")
+    figures = (
+        f"{verdict.get('color')}: {verdict.get('requests')} live requests in {verdict.get('watched_seconds')} s, "
+        f"5xx {'-' if ratio is None else f'{ratio:.1%}'}, p95 {'-' if p95 is None else f'{p95:.3f} s'}"
+    )
+    note = f" ({verdict['reason']})" if verdict.get("reason") else ""
+    return f"{'passed' if verdict.get('healthy') else 'failed'}, {figures}{note}"
+
+
 def describe_outputs(outputs: Mapping[str, Any], colors: Sequence[Color] = COLORS) -> list[str]:
     """Summary lines: live color, each color's image ref and id, public URL."""
     if not outputs:
@@ -481,4 +492,6 @@ def describe_outputs(outputs: Mapping[str, Any], colors: Sequence[Color] = COLOR
         lines.append(f"{color} ({role}): {refs[color] or '-'}{suffix}")
     if isinstance(outputs.get("publicUrl"), str):
         lines.append(f"public URL: {outputs['publicUrl']}")
+    if isinstance(outputs.get("postFlipAnalysis"), Mapping):
+        lines.append(f"post-flip analysis: {describe_analysis(outputs['postFlipAnalysis'])}")
     return lines

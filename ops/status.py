@@ -28,6 +28,7 @@ from ops.pulumi_cli import (
     PulumiCli,
     Runner,
     StackConfig,
+    describe_analysis,
     image_ids,
     image_refs,
     read_config,
@@ -168,16 +169,6 @@ def _describe_update(entry: HistoryEntry) -> str:
     return f"#{entry.number} {entry.result} at {entry.end_time or entry.start_time}{message}"
 
 
-def _describe_analysis(verdict: Mapping[str, Any]) -> str:
-    ratio, p95 = verdict.get("error_ratio"), verdict.get("p95_seconds")
-    figures = (
-        f"{verdict.get('color')}: {verdict.get('requests')} live requests in {verdict.get('watched_seconds')} s, "
-        f"5xx {'-' if ratio is None else f'{ratio:.1%}'}, p95 {'-' if p95 is None else f'{p95:.3f} s'}"
-    )
-    note = f" ({verdict['reason']})" if verdict.get("reason") else ""
-    return f"{'passed' if verdict.get('healthy') else 'failed'}, {figures}{note}"
-
-
 def render_text(status: Status, target: Target) -> list[str]:
     lines = [f"stack {status.stack}"]
     if not status.deployed:
@@ -204,7 +195,7 @@ def render_text(status: Status, target: Target) -> list[str]:
         if status.last_success is not None and status.last_success is not status.last_update:
             lines.append(f"  last successful release: {_describe_update(status.last_success)}")
     if status.analysis is not None:
-        lines.append(f"  last post-flip analysis: {_describe_analysis(status.analysis)}")
+        lines.append(f"  last post-flip analysis: {describe_analysis(status.analysis)}")
     lines.append(f"  last backup: {status.backup or 'none'}")
     lines.extend(next_commands(status, target))
     return lines

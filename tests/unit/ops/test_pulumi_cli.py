@@ -93,3 +93,13 @@ def test_describe_outputs() -> None:
     assert lines[1].startswith("blue (live): shop/app:src-74621e3645e90f325e1f (sha256:2873")
     assert lines[-1] == "public URL: https://api.shop.example.com"
     assert "[secret]" not in "\n".join(lines)
+
+
+def test_describe_outputs_names_a_failed_verdict_and_why() -> None:
+    verdict = {"healthy": False, "color": "green", "requests": 240, "server_errors": 24, "error_ratio": 0.1,
+               "p95_seconds": None, "watched_seconds": 2.4, "reason": "24 of 240 answered 5xx (10.0% > 5.0%)"}
+    lines = ops.describe_outputs({**fixture("stack_outputs.json"), "postFlipAnalysis": verdict})
+    assert lines[-1] == (
+        "post-flip analysis: failed, green: 240 live requests in 2.4 s, 5xx 10.0%, p95 - "
+        "(24 of 240 answered 5xx (10.0% > 5.0%))"
+    )
