@@ -178,6 +178,22 @@ class Router(pulumi.ComponentResource):
         undo = result.apply(lambda done: self._undo_input(done))
         return RouteSwitch(command=switched, result=result, undo=undo)
 
+    def canary(
+        self, percent: int, triggers: Sequence[pulumi.Input[object]], depends_on: Sequence[pulumi.Resource]
+    ) -> command.local.Command:
+        """Send `percent` of the live route's clients to the preview color (0: nobody), by state
+        files in the router: no reload (rule 1d)."""
+        return command.local.Command(
+            "router-canary",
+            create=router_control.canary_command(self.container_name, percent),
+            environment={"DOCKER_HOST": self._args.docker_host},
+            triggers=[self.container.id, percent, *triggers],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_applied, *depends_on]),
+        )
+
+    def canary_undo(self) -> dict[str, object]:
+        return router_control.canary_undo(self.container_name, self._args.docker_host)
+
     def _undo_input(self, done: SwitchResult) -> dict[str, object] | None:
         undo = done.undo(self.container_name, self._args.docker_host)
         return undo.as_input() if undo else None

@@ -165,28 +165,51 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         triggers=[target_stack.image.image_id, target_stack.server.id, preview.command.id],
         opts=pulumi.ResourceOptions(depends_on=[preview.command]),
     )
-    live = router.switch("live", target, triggers=[gate.id], depends_on=[gate, *certificate_ready])
+    # A canary step (rule 1d) leaves the live route on the other color and sends canary.weight %
+    # of its clients to the target instead; otherwise the live route flips to the target and any
+    # earlier canary's clients (already on the target) need nothing more.
+    canary = settings.canary.partial
+    live_color = other if canary else target
+    live = router.switch("live", live_color, triggers=[gate.id], depends_on=[gate, *certificate_ready])
     post_check = HealthGate(
         "post-switch-check",
-        spec=inputs.post_switch_spec(settings, target),
+        spec=inputs.post_switch_spec(settings, live_color),
         triggers=[live.command.id],
         rollback=live.undo,
         opts=pulumi.ResourceOptions(depends_on=[live.command]),
     )
+    share = settings.canary.weight if canary and settings.canary.weight is not None else 0
+    # Which color a canary client meets is the preview route's, so only the share is an input.
+    split = router.canary(share, triggers=[], depends_on=[post_check])
     # Traffic stays on the target only once the flip is proven: the check, then real traffic.
-    flip_proven: list[pulumi.Resource] = [post_check]
+    flip_proven: list[pulumi.Resource] = [post_check, split]
     analysis_spec = inputs.analysis_spec(settings, target)
     analysis = None
     if analysis_spec is not None:
         analysis = TrafficAnalysis(
             "post-flip-analysis",
             spec=analysis_spec,
-            triggers=[live.command.id],
-            rollback=live.undo,
-            opts=pulumi.ResourceOptions(depends_on=[post_check]),
+            triggers=[split.id if canary else live.command.id],
+            rollback=router.canary_undo() if canary else live.undo,
+            opts=pulumi.ResourceOptions(depends_on=[post_check, split]),
         )
         flip_proven.append(analysis)
-    worker = target_stack.start_worker(after=[live.command, *flip_proven])
+
+    images: dict[str, pulumi.Input[str]] = {target: target_stack.image.image_id}
+    other_image = settings.image_for(other)
+    other_stack = None
+    if other_image is not None and settings.other_color == "warm":
+        # When one update changes both colors' images (a rollback does), their release steps run
+        # one after the other: two versions never migrate the same database at once.
+        # Its server is touched only after the flip: until then it may be the live color.
+        other_stack = color_stack(other, other_image, after=[target_stack.release.migrate], serve_after=flip_proven)
+        images[other] = other_stack.image.image_id
+    # One worker version at a time: the live color's. In a canary step that is still the other.
+    if canary:
+        assert other_stack is not None  # settings check canary_keeps_a_warm_color_live
+        worker = other_stack.start_worker(after=[])
+    else:
+        worker = target_stack.start_worker(after=[live.command, *flip_proven])
     # Last, so a prune problem can never stand between a healthy image and its traffic.
     prune_old_images(
         "image-prune",
@@ -198,18 +221,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         after=[worker],
     )
 
-    images: dict[str, pulumi.Input[str]] = {target: target_stack.image.image_id}
-    other_image = settings.image_for(other)
-    if other_image is not None and settings.other_color == "warm":
-        # When one update changes both colors' images (a rollback does), their release steps run
-        # one after the other: two versions never migrate the same database at once.
-        # Its server is touched only after the flip: until then it may be the live color.
-        images[other] = color_stack(
-            other, other_image, after=[target_stack.release.migrate], serve_after=flip_proven
-        ).image.image_id
-
     outputs: dict[str, Any] = {
-        "liveColor": target,
+        "liveColor": live_color,
         "images": images,
         "imageRefs": {color: target_image if color == target else settings.image_for(color) for color in naming.COLORS},
         "publicUrl": settings.public_url,
@@ -221,4 +234,6 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     }
     if analysis is not None:
         outputs["postFlipAnalysis"] = analysis.result
+    if canary:
+        outputs["canary"] = {"color": target, "weight": share}
     return outputs

@@ -44,6 +44,8 @@ METRICS_EXPORTER_PORT = 9145
 METRICS_PATH = "/_bluegreen/metrics"
 # Histogram bounds of the request time, in seconds: fine below 100 ms where a healthy store
 # answers, and up to the 1 s p95 threshold a release's analysis holds a new color to, and past it.
+# A canary's share of clients is set in steps of 1 %: one state file per bucket (router.sh canary).
+CANARY_BUCKETS = 100
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # How long a dead color can keep being tried: nginx re-asks Docker's DNS after
@@ -278,6 +280,12 @@ def _upstream_server(spec: RouterConfigInput, color: Color) -> str:
     return upstream
 
 
+def _canary_buckets() -> list[str]:
+    """split_clients lines: CANARY_BUCKETS buckets of equal share, named 0 .. CANARY_BUCKETS-1."""
+    share = f"{100 / CANARY_BUCKETS:g}%"
+    return [f"{share} {bucket};" for bucket in range(CANARY_BUCKETS - 1)] + [f"* {CANARY_BUCKETS - 1};"]
+
+
 def _route_ports(spec: RouterConfigInput) -> list[str]:
     """Which route each server's port belongs to, for the metrics log. With TLS, port 80 only
     redirects (nothing to count); the probe port is the preview route the health gate uses."""
@@ -367,6 +375,7 @@ def render_router_config(spec: RouterConfigInput) -> str:
                 "trusted_proxies_geo": _indent([f"{proxy} 1;" for proxy in spec.trusted_proxies], 1),
                 "rate_limit_per_second": str(spec.rate_limit_per_second),
                 "route_ports": _indent(_route_ports(spec), 1),
+                "canary_buckets": _indent(_canary_buckets(), 1),
                 "metrics_log_port": str(spec.metrics_log_port),
             },
         ),

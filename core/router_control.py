@@ -54,6 +54,19 @@ def switch_command(router: str, route: Route, color: Color) -> str:
     return _join(switch_argv(router, route, color))
 
 
+def canary_argv(router: str, percent: int) -> list[str]:
+    return ["docker", "exec", router, "sh", SCRIPT_PATH, "canary", str(percent)]
+
+
+def canary_command(router: str, percent: int) -> str:
+    return _join(canary_argv(router, percent))
+
+
+def canary_undo(router: str, docker_host: str) -> dict[str, object]:
+    """What ends a canary step at once: every client back on the live color (rule 1d)."""
+    return {"argv": canary_argv(router, 0), "env": {"DOCKER_HOST": docker_host}}
+
+
 def maintenance_command(router: str, enabled: bool) -> str:
     """Storefront maintenance on or off: a state-file rename in the router, no reload."""
     return _join(["docker", "exec", router, "sh", SCRIPT_PATH, "maintenance", "on" if enabled else "off"])

@@ -3,6 +3,8 @@
 #
 #   router.sh switch live|preview blue|green   flip a route: one atomic file operation, no reload
 #   router.sh maintenance on|off               storefront 503 + page (or back): one file operation, no reload
+#   router.sh canary PERCENT                   send PERCENT of clients (0-100, sticky by client) on
+#                                              the live route to the preview color: files, no reload
 #   router.sh status                           print the color of each route and the maintenance state
 #   router.sh apply < config                   install a new nginx config: nginx -t, then reload;
 #                                              a refused config is rolled back and the call fails
@@ -81,8 +83,42 @@ cmd_maintenance() {
     echo "maintenance=$wanted previous=$previous"
 }
 
+# The live route's clients fall in 100 buckets (split_clients in http.conf.tmpl); a bucket whose
+# file exists in canary/ goes to the preview color. PERCENT files: buckets 0..PERCENT-1.
+canary_percent() {
+    count=0
+    for file in "$state_dir"/canary/*; do
+        [ -f "$file" ] && count=$((count + 1))
+    done
+    echo "$count"
+}
+
+cmd_canary() {
+    wanted=${1-}
+    case "$wanted" in
+        [0-9] | [1-9][0-9] | 100) ;;
+        *) refuse "canary needs a percentage from 0 to 100, got '$wanted'" ;;
+    esac
+    mkdir -p "$state_dir/canary"
+    previous=$(canary_percent)
+    bucket=0
+    while [ "$bucket" -lt 100 ]; do
+        file=$state_dir/canary/$bucket
+        if [ "$bucket" -lt "$wanted" ]; then
+            if [ ! -f "$file" ]; then
+                marker=$(mktemp "$state_dir/.canary.XXXXXX")
+                mv -f "$marker" "$file"
+            fi
+        else
+            rm -f "$file"
+        fi
+        bucket=$((bucket + 1))
+    done
+    echo "canary=$wanted previous=$previous"
+}
+
 cmd_status() {
-    echo "live=$(color_of live) preview=$(color_of preview) maintenance=$(maintenance_state)"
+    echo "live=$(color_of live) preview=$(color_of preview) maintenance=$(maintenance_state) canary=$(canary_percent)"
 }
 
 nginx_test() {
@@ -206,10 +242,11 @@ command=${1-}
 case "$command" in
     switch) cmd_switch "$@" ;;
     maintenance) cmd_maintenance "$@" ;;
+    canary) cmd_canary "$@" ;;
     status) cmd_status ;;
     apply) cmd_apply ;;
     boot) cmd_boot ;;
     metrics) cmd_metrics "$@" ;;
     metrics-run) cmd_metrics_run ;;
-    *) refuse "unknown command '$command' (switch|maintenance|status|apply|boot|metrics)" ;;
+    *) refuse "unknown command '$command' (switch|maintenance|canary|status|apply|boot|metrics)" ;;
 esac

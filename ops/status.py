@@ -68,6 +68,7 @@ class Status:
     rollback_to: HistoryEntry | None  # what `rollback` (no N) would go back to; None: nothing
     maintenance: bool = False  # the config's maintenance.enabled
     analysis: Mapping[str, Any] | None = None  # stack output postFlipAnalysis: the last verdict
+    canary: Mapping[str, Any] | None = None  # stack output canary: {color, weight} during a canary step
 
     @property
     def deployed(self) -> bool:
@@ -103,7 +104,7 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
         rollback_to = None
     backup = outputs.get("backup")
     url = outputs.get("publicUrl")
-    analysis = outputs.get("postFlipAnalysis")
+    analysis, canary = outputs.get("postFlipAnalysis"), outputs.get("canary")
     return Status(
         stack=stack,
         active_color=active,
@@ -119,6 +120,7 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
         rollback_to=rollback_to,
         maintenance=bool((config.object(MAINTENANCE_KEY) or {}).get("enabled", False)),
         analysis=analysis if isinstance(analysis, Mapping) else None,
+        canary=canary if isinstance(canary, Mapping) else None,
     )
 
 
@@ -156,6 +158,7 @@ def as_json(status: Status) -> dict[str, Any]:
         "lastSuccessfulUpdate": _update(status.last_success),
         "backup": status.backup,
         "maintenance": status.maintenance,
+        "canary": dict(status.canary) if status.canary is not None else None,
         "postFlipAnalysis": dict(status.analysis) if status.analysis is not None else None,
     }
 
@@ -176,7 +179,10 @@ def render_text(status: Status, target: Target) -> list[str]:
     else:
         lines.append(f"  live color: {status.live_color}"
                      + (f"   public URL: {status.public_url}" if status.public_url else ""))
-    if status.active_color and status.deployed and status.active_color != status.live_color:
+    if status.canary is not None:
+        lines.append(f"  canary: {status.canary.get('color')} gets {status.canary.get('weight')} % of the live "
+                     f"route's clients (canary.weight); the rest stay on {status.live_color}")
+    elif status.active_color and status.deployed and status.active_color != status.live_color:
         lines.append(f"  note: the config's activeColor is {status.active_color}; the next `pulumi up` makes it live")
     for c in status.colors.values():
         role = "live" if c.live else ("warm" if c.warm else "off")

@@ -17,6 +17,7 @@ from core.settings.sections import (
     AcmeSettings,
     AnalysisSettings,
     BackupSettings,
+    CanarySettings,
     DatabaseSettings,
     HealthGateSettings,
     ImageBuild,
@@ -34,7 +35,7 @@ from core.settings.sections import (
 
 __all__ = [
     "KNOWN_KEYS", "OBJECT_KEYS", "SECRET_KEYS", "AcmeSettings", "AnalysisSettings", "BackupSettings",
-    "DatabaseSettings",
+    "CanarySettings", "DatabaseSettings",
     "HealthGateSettings",
     "ImageBuild", "MaintenanceSettings", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings",
     "RouterSettings",

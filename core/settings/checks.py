@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
-from core.naming import COLORS
+from core.naming import COLORS, other_color
 from core.settings.model import Settings
 from core.settings.types import carries_a_url_password, looks_like_a_secret
 
@@ -24,6 +24,21 @@ def released_color_has_an_image(s: Settings) -> list[str]:
             f"{active}Image: required because activeColor is {active}; set it with "
             f"`pulumi config set {active}Image registry/app:tag` (or build it from an app "
             f"directory: `pulumi config set --path {active}Build.context ./app`)"
+        ]
+    return []
+
+
+def canary_keeps_a_warm_color_live(s: Settings) -> list[str]:
+    # The clients a canary step does not send to the released color stay on the other one, so it
+    # must have an image and keep running.
+    if not s.canary.partial:
+        return []
+    other = other_color(s.active_color)
+    if s.image_for(other) is None or s.other_color != "warm":
+        return [
+            f"canary.weight: a canary step ({s.canary.weight} %) keeps the other clients on {other}, which "
+            f"needs {other}Image and otherColor warm; release without a canary (`pulumi config rm "
+            f"--path canary.weight`) or set {other}Image to what is live"
         ]
     return []
 
@@ -198,6 +213,7 @@ def env_names_are_set_once(s: Settings) -> list[str]:
 
 CHECKS: tuple[Check, ...] = (
     released_color_has_an_image,
+    canary_keeps_a_warm_color_live,
     one_source_per_color,
     only_the_released_color_is_built,
     database_url_matches_mode,

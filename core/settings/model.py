@@ -12,6 +12,7 @@ from core.naming import Color
 from core.settings.sections import (
     AnalysisSettings,
     BackupSettings,
+    CanarySettings,
     DatabaseSettings,
     HealthGateSettings,
     ImageBuild,
@@ -64,6 +65,7 @@ class Settings(Section):
     router: RouterSettings = RouterSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    canary: CanarySettings = CanarySettings()
     health_gate: HealthGateSettings = HealthGateSettings()
     images: ServiceImages = ServiceImages()
     backups: BackupSettings = BackupSettings()

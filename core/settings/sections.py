@@ -313,6 +313,21 @@ class AnalysisSettings(Section):
         return value
 
 
+class CanarySettings(Section):
+    """A release in steps: with `weight` 0-99 the released color (activeColor) gets that share of
+    clients on the live route, each client sticky to its color, and everyone else stays on the
+    other color, which stays live (its worker keeps running; the released color's does not
+    start). Each step is a `pulumi up` (the health gate and, if set, the post-flip analysis
+    judge it); 0 sends everyone back at once. Unset or 100: the release flips everyone."""
+
+    weight: int | None = Field(default=None, ge=0, le=100)
+
+    @property
+    def partial(self) -> bool:
+        """A canary step: the live route stays on the other color."""
+        return self.weight is not None and self.weight < 100
+
+
 class BackupSettings(Section):
     enabled: bool = True
     # Pre-migration dumps kept in the backups volume; older ones are removed after each new dump.

@@ -28,7 +28,7 @@ def test_maintenance_holds_back_the_storefront_and_keeps_the_operator_routes(
 
     switched = router.script("maintenance", "on")
     assert switched.stdout.strip() == "maintenance=on previous=off", switched.stderr
-    assert router.script("status").stdout.strip() == "live=blue preview=blue maintenance=on"
+    assert router.script("status").stdout.strip() == "live=blue preview=blue maintenance=on canary=0"
     for path in STOREFRONT:
         reply = send(port, path, source=CUSTOMER)
         assert (reply.status, reply.headers.get("retry-after")) == (503, "120"), path

@@ -197,11 +197,11 @@ def test_preview_route_follows_switch_preview(
     assert "previous=blue current=green" in router.switch("preview", "green").stdout
     assert colors() == ("blue", "green")
     assert preview(router).headers["x-bluegreen-color"] == "green"
-    assert router.script("status").stdout.strip() == "live=blue preview=green maintenance=off"
+    assert router.script("status").stdout.strip() == "live=blue preview=green maintenance=off canary=0"
     router.switch("live", "green")
     router.switch("preview", "blue")
     assert colors() == ("green", "blue")
-    assert router.script("status").stdout.strip() == "live=green preview=blue maintenance=off"
+    assert router.script("status").stdout.strip() == "live=green preview=blue maintenance=off canary=0"
     refused = router.script("switch", "preview", "purple")
     assert refused.returncode != 0
     assert colors() == ("green", "blue")

@@ -157,13 +157,13 @@ def test_switch_live_blue_removes_the_marker(conf_dir: Path) -> None:
 
 def test_status_prints_both_routes(conf_dir: Path) -> None:
     fresh = run(conf_dir, "status")
-    assert (fresh.returncode, fresh.stdout) == (0, "live=blue preview=blue maintenance=off\n"), fresh.stderr
+    assert (fresh.returncode, fresh.stdout) == (0, "live=blue preview=blue maintenance=off canary=0\n"), fresh.stderr
     assert run(conf_dir, "switch", "preview", "green").returncode == 0
-    assert run(conf_dir, "status").stdout == "live=blue preview=green maintenance=off\n"
+    assert run(conf_dir, "status").stdout == "live=blue preview=green maintenance=off canary=0\n"
     assert run(conf_dir, "switch", "live", "green").returncode == 0
-    assert run(conf_dir, "status").stdout == "live=green preview=green maintenance=off\n"
+    assert run(conf_dir, "status").stdout == "live=green preview=green maintenance=off canary=0\n"
     assert run(conf_dir, "switch", "preview", "blue").returncode == 0
-    assert run(conf_dir, "status").stdout == "live=green preview=blue maintenance=off\n"
+    assert run(conf_dir, "status").stdout == "live=green preview=blue maintenance=off canary=0\n"
 
 
 def test_apply_refuses_an_empty_config(conf_dir: Path) -> None:

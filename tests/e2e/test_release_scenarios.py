@@ -542,6 +542,76 @@ def test_j2_a_color_failing_10_percent_of_real_requests_is_flipped_back(stack: P
         stack.up()
 
 
+# Canary shares are measured over this many clients, one request each, told apart by user agent
+# (through Docker's port proxy they all share one address). A client's bucket is a hash, so the
+# share is binomial around the weight: at most 2.5 points of standard deviation with 400 clients,
+# and CANARY_TOLERANCE is more than three of them. The hash is deterministic: no flake.
+CANARY_CLIENTS = [f"shopper-{n}" for n in range(400)]
+CANARY_TOLERANCE = 0.08
+
+
+def canary_colors() -> dict[str, str]:
+    seen = {}
+    with requests.Session() as session:
+        for agent in CANARY_CLIENTS:
+            response = session.get(f"{PUBLIC}/", headers={"User-Agent": agent}, timeout=5)
+            assert response.status_code == 200, response.text
+            seen[agent] = response.json()["color"]
+    return seen
+
+
+def green_share(colors: dict[str, str]) -> float:
+    return sum(color == "green" for color in colors.values()) / len(colors)
+
+
+def test_k1_a_canary_in_steps_under_load_then_everyone(stack: PulumiStack) -> None:
+    """10 % then 50 % of clients on green, each client sticky, blue still live with its worker;
+    then the release without a canary sends everyone to green. No request fails throughout."""
+    given(stack, "blue", blue=V1)
+    release = {"activeColor": "green", "blueImage": V1, "greenImage": V2}
+    steps = []
+    try:
+        with Load(f"{PUBLIC}/") as load:
+            for weight in (10, 50):
+                configure(stack, **release, canary={"weight": weight})
+                run = stack.up()
+                colors = canary_colors()
+                steps.append(f"{weight} %: {green_share(colors):.1%} of clients on green (up {run.seconds:.1f}s)")
+                assert abs(green_share(colors) - weight / 100) <= CANARY_TOLERANCE, steps[-1]
+                assert canary_colors() == colors, "a client changed color within a step"
+                assert stack.outputs()["liveColor"] == "blue"
+                assert container_id(f"{PREFIX}-blue-worker") and not container_id(f"{PREFIX}-green-worker")
+            configure(stack, **release)
+            run = stack.up()
+            steps.append(f"everyone: up {run.seconds:.1f}s")
+            time.sleep(1)
+        assert_clean(load, "k1. canary " + "; ".join(steps) + "; background load")
+        assert set(canary_colors().values()) == {"green"}
+        assert container_id(f"{PREFIX}-green-worker") and not container_id(f"{PREFIX}-blue-worker")
+        assert stack.outputs()["liveColor"] == "green" and "canary" not in stack.outputs()
+    finally:
+        configure(stack, **release)
+
+
+def test_k2_an_aborted_canary_sends_everyone_back_at_once(stack: PulumiStack) -> None:
+    given(stack, "blue", blue=V1)
+    release = {"activeColor": "green", "blueImage": V1, "greenImage": V2}
+    try:
+        configure(stack, **release, canary={"weight": 20})
+        stack.up()
+        assert green_share(canary_colors()) > 0
+        with Load(f"{PUBLIC}/") as load:
+            configure(stack, **release, canary={"weight": 0})
+            abort = stack.up()
+        assert_clean(load, f"k2. canary aborted (20 % -> 0 %): pulumi up {abort.seconds:.1f}s")
+        assert set(canary_colors().values()) == {"blue"}
+        assert stack.outputs()["canary"] == {"color": "green", "weight": 0}
+        assert container_id(f"{PREFIX}-blue-worker") and not container_id(f"{PREFIX}-green-worker")
+    finally:
+        configure(stack, activeColor="blue", blueImage=V1, greenImage=V2)
+        stack.up()
+
+
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:
     given(stack, "green", blue=V1, green=V1)
     psql = ["exec", f"{PREFIX}-postgres", "psql", "-U", "medusa", "-d", "medusa", "-tAc"]

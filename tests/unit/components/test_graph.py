@@ -13,7 +13,7 @@ from tests.unit.mock_stack import fake_digest, plain_strings, run_program
 # Resources whose inputs must be byte-identical whichever color is live (rules 1 and 3).
 COLOR_INDEPENDENT = [
     "router", "router-config-volume", "router-image", "router-config", "router-control-script",
-    "router-maintenance", "router-metrics", "network", "backups-volume", "postgres", "postgres-volume",
+    "router-maintenance", "router-metrics", "router-canary", "network", "backups-volume", "postgres", "postgres-volume",
     "postgres-image",
     "postgres-password",
     "redis", "redis-volume", "redis-image", "meilisearch", "meilisearch-volume", "meilisearch-image",
@@ -31,7 +31,7 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
         "blue-backup", "blue-migrate", "image-prune", "live-route", "postgres-password", "preview-route",
-        "router-config", "router-control-script", "router-maintenance", "router-metrics",
+        "router-canary", "router-config", "router-control-script", "router-maintenance", "router-metrics",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -293,3 +293,36 @@ def test_the_analysis_runs_after_the_post_switch_check_and_before_the_target_wor
     assert monitor.depends_on("post-flip-analysis", "post-switch-check")
     assert monitor.depends_on("green-worker", "post-flip-analysis")
     assert "postFlipAnalysis" in outputs
+
+
+def test_a_canary_step_keeps_the_live_route_and_the_worker_on_the_other_color():
+    monitor, outputs = run_program({**two_colors("green"), "canary": json.dumps({"weight": 10})})
+    commands = monitor.registrations
+    assert shlex.split(commands["live-route"].inputs["create"])[-2:] == ["live", "blue"]
+    assert shlex.split(commands["preview-route"].inputs["create"])[-2:] == ["preview", "green"]
+    assert shlex.split(commands["router-canary"].inputs["create"])[-2:] == ["canary", "10"]
+    assert commands["post-switch-check"].inputs["color"] == "blue"
+    containers = names_of_type(monitor, "docker:index/container:Container")
+    assert "blue-worker" in containers and "green-worker" not in containers
+    assert monitor.depends_on("router-canary", "post-switch-check")
+    assert outputs["liveColor"] == "blue"
+    assert outputs["canary"] == {"color": "green", "weight": 10}
+
+
+def test_a_canary_steps_analysis_undoes_the_share_not_a_flip():
+    steps = {"canary": json.dumps({"weight": 50}), "analysis": json.dumps({"windowSeconds": 30})}
+    config = {**two_colors("green"), **steps}
+    monitor, _ = run_program(config)
+    analysis = monitor.registrations["post-flip-analysis"].inputs
+    assert analysis["color"] == "green"
+    assert analysis["rollback"]["argv"][-2:] == ["canary", "0"]
+    assert analysis["triggers"] == ["router-canary-id"]
+
+
+def test_a_full_release_clears_any_canary_after_the_flip():
+    monitor, outputs = run_program(two_colors("green"))
+    canary = monitor.registrations["router-canary"].inputs
+    assert shlex.split(canary["create"])[-2:] == ["canary", "0"]
+    assert monitor.depends_on("router-canary", "post-switch-check")
+    assert monitor.depends_on("green-worker", "router-canary")
+    assert "canary" not in outputs

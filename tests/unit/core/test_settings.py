@@ -13,6 +13,13 @@ from tests.unit.configs import config
 
 BAD_CONFIGS = [
     (
+        {"canary": json.dumps({"weight": 10})},
+        "canary.weight: a canary step (10 %) keeps the other clients on green, which needs greenImage and "
+        "otherColor warm; release without a canary (`pulumi config rm --path canary.weight`) or set greenImage "
+        "to what is live",
+    ),
+    ({"canary": json.dumps({"weight": 101})}, "canary.weight: input should be less than or equal to 100"),
+    (
         {"analysis": json.dumps({"windowSeconds": 5, "intervalSeconds": 10})},
         "analysis.intervalSeconds: must be at most analysis.windowSeconds (one look at the traffic per interval)",
     ),

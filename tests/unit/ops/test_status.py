@@ -141,3 +141,9 @@ def test_the_last_post_flip_analysis_is_shown_with_its_figures() -> None:
     lines = status.render_text(recorded(postFlipAnalysis=verdict), TARGET)
     assert "  last post-flip analysis: passed, green: 698 live requests in 6.1 s, 5xx 0.0%, p95 0.004 s" in lines
     assert not any("post-flip analysis" in line for line in status.render_text(recorded(), TARGET))
+
+
+def test_a_canary_step_is_shown_instead_of_a_pending_flip() -> None:
+    lines = status.render_text(recorded(liveColor="blue", canary={"color": "green", "weight": 10}), TARGET)
+    assert "  canary: green gets 10 % of the live route's clients (canary.weight); the rest stay on blue" in lines
+    assert not any("note: the config's activeColor" in line for line in lines)
