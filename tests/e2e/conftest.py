@@ -29,17 +29,28 @@ def measure(line: str) -> None:
     MEASUREMENTS.append(line)
 
 
+def _dockerd_running() -> bool:
+    return subprocess.run([str(REPO / "harness/dockerd.sh"), "status"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dockerd_started_here_is_stopped_here() -> Iterator[None]:
+    """The harness stops the dockerd it started, whichever fixture or script started it (the VPS
+    suites start it through harness/vps.sh) and even when a later setup step failed."""
+    was_running = _dockerd_running()
+    yield
+    if not was_running and _dockerd_running():
+        subprocess.run([str(REPO / "harness/dockerd.sh"), "stop"], capture_output=True, timeout=120)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[dict[str, str]]:
-    was_running = subprocess.run([str(REPO / "harness/dockerd.sh"), "status"], capture_output=True).returncode == 0
     env = engine_env()  # bootstraps the engine and starts dockerd if needed
     os.environ.update({k: env[k] for k in ("DOCKER_HOST", "PATH", "PULUMI_HOME") if k in env})
     images = subprocess.run([str(REPO / "harness/images.sh")], capture_output=True, text=True, timeout=3600)
     if images.returncode != 0:
         pytest.fail(f"harness/images.sh failed:\n{images.stderr[-3000:]}")
     yield env
-    if not was_running:
-        subprocess.run([str(REPO / "harness/dockerd.sh"), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
