@@ -80,8 +80,9 @@ class RecordingMonitor(MockMonitor):
             urn=response.urn,
             parent=request.parent,
             inputs=json_format.MessageToDict(request.object),
-            dependencies=list(request.dependencies),
-            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            # The SDK gathers dependencies as a set: their order is not part of the program.
+            dependencies=sorted(request.dependencies),
+            property_dependencies={k: sorted(v.urns) for k, v in request.propertyDependencies.items()},
             retain_on_delete=bool(request.retainOnDelete),
             protect=bool(request.protect),
             providers=dict(request.providers),
