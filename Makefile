@@ -1,5 +1,5 @@
 # Front door: `make help` lists the targets. README.md explains each; day 2 is bin/bluegreen.
-.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults test-guards test-vps bench soak
+.PHONY: help up down deps engine lint test test-unit test-component test-e2e test-faults test-guards test-vps test-medusa bench soak
 .DEFAULT_GOAL := help
 
 help:                     ## this list
@@ -43,24 +43,28 @@ test-e2e: deps            ## the Docker harness, then real pulumi up/preview/ref
 
 # The e2e suite builds the engine (scripts/engine/bootstrap.sh) and the local images on first
 # use; both are cached outside the repo.
-test: deps lint           ## lint, unit, component, engine and e2e suites (faults and guards have their own targets)
+test: deps lint           ## lint, unit, component, engine and e2e suites (faults, guards, vps and medusa have their own targets)
 	.venv/bin/python -m pytest tests/unit tests/component tests/engine tests/e2e -q -p no:cacheprovider \
-		$(foreach suite,$(OWN_TARGET_SUITES),--ignore=$(suite))
+		--durations=15 $(foreach suite,$(OWN_TARGET_SUITES),--ignore=$(suite))
 
 # Suites with their own target, so `make test` stays under 15 minutes warm; .ci/run runs them all.
 FAULT_SUITES = tests/e2e/test_faults.py
-GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_policy.py
+GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_postgres_roles.py tests/e2e/test_policy.py
 VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py tests/e2e/test_vps_medusa.py
-OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES)
+MEDUSA_SUITES = tests/e2e/test_medusa_release.py
+OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES) $(MEDUSA_SUITES)
 
 test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)
 	.venv/bin/python -m pytest $(FAULT_SUITES) -q -p no:cacheprovider
 
-test-guards: deps         ## what keeps a running stack safe from our own changes: layout upgrade, policy pack (~3 min)
+test-guards: deps         ## what keeps a running stack safe from our own changes: layout and role upgrades, policy pack (~6 min)
 	.venv/bin/python -m pytest $(GUARD_SUITES) -q -p no:cacheprovider
 
 test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)
 	.venv/bin/python -m pytest $(VPS_SUITES) -q -p no:cacheprovider
+
+test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load (~4 min warm)
+	.venv/bin/python -m pytest $(MEDUSA_SUITES) -q -p no:cacheprovider
 
 bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, image rebuild times, TLS handshakes
 	.venv/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
