@@ -9,8 +9,9 @@
 (c) ours:   `bluegreen-router.sh switch live green`, a state-file rename read per request.
 
 Each run: the same rendered router config shape (core/router_config.py) on a fresh
-nginx, two colored upstreams on 127.0.0.1, and a load client that never retries: 20 keep-alive
-connections at a fixed 20 requests/s each (400 req/s) for 12 s, the switch at 5 s. A failed
+nginx, two colored upstreams on 127.0.0.1, and a load client that never retries (bench/loadgen,
+in Go: a Python client's 20 threads share one lock, which added milliseconds to the tail): 20
+keep-alive connections at a fixed 20 requests/s each (400 req/s) for 12 s, the switch at 5 s. A failed
 request is a socket error or a non-2xx answer; the next scheduled request on that connection
 opens a new connection (no retry, no catch-up burst). Latency percentiles cover the successful
 requests that started within 1 s of the switch (from 1 s before it starts to 1 s after it ends).
@@ -37,10 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import flip_plot  # noqa: E402
+from go_load import GoLoadClient  # noqa: E402
 
 from core.router_config import RouterConfigInput, render_router_config  # noqa: E402
 from tests.component.nginx_harness import (  # noqa: E402
-    LoadClient,
     Router,
     Sample,
     Upstream,
@@ -126,7 +127,7 @@ def run_one(
     try:
         router.boot()
         wait_until(lambda: router.get("/").color == "blue", timeout=20, what="blue to answer")
-        load = LoadClient(
+        load = GoLoadClient(
             router.ports.http, connections=connections, per_connection_rate=rate, duration=duration
         ).start()
         delay = load.started_at + switch_at - time.monotonic()
