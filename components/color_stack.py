@@ -91,9 +91,13 @@ class ColorStack(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.server = self._container(
-            "server", args.server_env, args.medusa.server_memory_mb, [self.release, *args.serve_after]
-        )
+        # Replica 1 is `self.server`, with the inputs a single server always had (rule 7b).
+        self.servers = [
+            self._container("server", args.server_env, args.medusa.server_memory_mb,
+                            [self.release, *args.serve_after], replica=replica)
+            for replica in range(1, args.medusa.server_replicas + 1)
+        ]
+        self.server = self.servers[0]
         self.register_outputs({"image_id": self.image.image_id, "server_id": self.server.id})
 
     def _build(self, plan: BuildPlan) -> command.local.Command:
@@ -111,31 +115,56 @@ class ColorStack(pulumi.ComponentResource):
             ),
         )
 
-    def start_worker(self, after: Sequence[pulumi.Resource]) -> docker.Container:
-        """The worker starts after the flip, so the old and new versions barely share the queues."""
+    def start_worker(self, after: Sequence[pulumi.Resource], handover: bool = True) -> docker.Container:
+        """The worker starts after the flip, and only once the other color's worker has stopped
+        (rule 7c): two versions never consume the same queues or run the same scheduled jobs.
+        `handover=False` (a canary step: this is the live color's worker, the other has none)."""
         args = self._args
-        return self._container("worker", args.worker_env, args.medusa.worker_memory_mb, [self.release, *after])
+        stopped: list[pulumi.Resource] = []
+        if handover:
+            other = naming.worker_container(args.prefix, naming.other_color(args.color))
+            stopped.append(command.local.Command(
+                f"{args.color}-worker-handover",
+                create=docker_cli.stop_container(other, args.medusa.stop_timeout_seconds),
+                environment={"DOCKER_HOST": args.docker_host},
+                triggers=[self.image.image_id],
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=list(after),
+                    custom_timeouts=step_timeouts(args.medusa.stop_timeout_seconds + 60),
+                ),
+            ))
+        return self._container(
+            "worker", args.worker_env, args.medusa.worker_memory_mb, [self.release, *after, *stopped]
+        )
 
     def _container(
-        self, role: Role, env: Mapping[str, str], memory_mb: int, after: Sequence[pulumi.Resource]
+        self, role: Role, env: Mapping[str, str], memory_mb: int, after: Sequence[pulumi.Resource],
+        replica: int = 1,
     ) -> docker.Container:
         args = self._args
         name = (
-            naming.server_container(args.prefix, args.color)
+            naming.server_replica_container(args.prefix, args.color, replica)
             if role == "server"
             else naming.worker_container(args.prefix, args.color)
         )
+        labels = [
+            docker.ContainerLabelArgs(label="medusa-bluegreen.color", value=args.color),
+            docker.ContainerLabelArgs(label="medusa-bluegreen.role", value=role),
+            docker.ContainerLabelArgs(label="medusa-bluegreen.image", value=args.image),
+        ]
+        network = docker.ContainerNetworksAdvancedArgs(name=args.network_name)
+        if replica > 1:
+            labels.append(docker.ContainerLabelArgs(label="medusa-bluegreen.replica", value=str(replica)))
+            network = docker.ContainerNetworksAdvancedArgs(
+                name=args.network_name, aliases=[naming.server_container(args.prefix, args.color)]
+            )
         return docker.Container(
-            f"{args.color}-{role}",
+            f"{args.color}-{role}" if replica == 1 else f"{args.color}-{role}-{replica}",
             name=name,
             image=self.image.image_id,
             envs=as_secret(args.secret_env.apply(lambda secrets: docker_envs({**env, **secrets}))),
-            labels=[
-                docker.ContainerLabelArgs(label="medusa-bluegreen.color", value=args.color),
-                docker.ContainerLabelArgs(label="medusa-bluegreen.role", value=role),
-                docker.ContainerLabelArgs(label="medusa-bluegreen.image", value=args.image),
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            labels=labels,
+            networks_advanced=[network],
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=MEDUSA_HEALTHCHECK,
                 interval=go_duration(10),

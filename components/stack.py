@@ -159,18 +159,40 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     target_stack = color_stack(target, target_image, target_build)
 
     preview = router.switch("preview", target, triggers=[], depends_on=[target_stack.server])
+    # With replicas (rule 7b) each one is proven by name before the route is, whenever the route
+    # is (a warm color's replicas were made after its flip and never gated).
+    replica_specs = inputs.replica_gate_specs(settings, target)
+    replica_gates = [
+        HealthGate(
+            f"{target}-server-{replica}-gate",
+            spec=spec,
+            triggers=[target_stack.image.image_id, server.id, preview.command.id],
+            opts=pulumi.ResourceOptions(depends_on=[server, preview.command]),
+        )
+        for replica, (spec, server) in enumerate(zip(replica_specs, target_stack.servers, strict=False), start=1)
+    ]
     gate = HealthGate(
         f"{target}-health-gate",
         spec=inputs.gate_spec(settings, target),
         triggers=[target_stack.image.image_id, target_stack.server.id, preview.command.id],
-        opts=pulumi.ResourceOptions(depends_on=[preview.command]),
+        opts=pulumi.ResourceOptions(depends_on=[preview.command, *replica_gates]),
     )
+    # healthGate.checks (rule 6c): once the gate passes, each one must too before the flip.
+    checks = [
+        HealthGate(
+            f"{target}-health-check-{number}",
+            spec=spec,
+            triggers=[target_stack.image.image_id, target_stack.server.id, preview.command.id],
+            opts=pulumi.ResourceOptions(depends_on=[gate]),
+        )
+        for number, spec in enumerate(inputs.check_specs(settings, target), start=1)
+    ]
     # A canary step (rule 1d) leaves the live route on the other color and sends canary.weight %
     # of its clients to the target instead; otherwise the live route flips to the target and any
     # earlier canary's clients (already on the target) need nothing more.
     canary = settings.canary.partial
     live_color = other if canary else target
-    live = router.switch("live", live_color, triggers=[gate.id], depends_on=[gate, *certificate_ready])
+    live = router.switch("live", live_color, triggers=[gate.id], depends_on=[gate, *checks, *certificate_ready])
     post_check = HealthGate(
         "post-switch-check",
         spec=inputs.post_switch_spec(settings, live_color),
@@ -207,7 +229,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     # One worker version at a time: the live color's. In a canary step that is still the other.
     if canary:
         assert other_stack is not None  # settings check canary_keeps_a_warm_color_live
-        worker = other_stack.start_worker(after=[])
+        worker = other_stack.start_worker(after=[], handover=False)
     else:
         worker = target_stack.start_worker(after=[live.command, *flip_proven])
     # Last, so a prune problem can never stand between a healthy image and its traffic.

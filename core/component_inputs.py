@@ -14,7 +14,7 @@ from core import acme
 from core.app_build import BuildPlan, plan_build
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
-from core.naming import Color, acme_container, router_container
+from core.naming import MEDUSA_PORT, Color, acme_container, router_container, server_replica_containers
 from core.router_config import (
     TLS_IN_ROUTER,
     RouterConfigInput,
@@ -98,7 +98,7 @@ def build_plan(settings: Settings, color: Color) -> BuildPlan | None:
 
 def _gate_timing(settings: Settings) -> dict[str, object]:
     # Every healthGate field but the path is a PollSpec field of the same name.
-    return settings.health_gate.model_dump(exclude={"path"})
+    return settings.health_gate.model_dump(exclude={"path", "checks"})
 
 
 def analysis_spec(settings: Settings, color: Color) -> AnalysisSpec | None:
@@ -124,6 +124,41 @@ def gate_spec(settings: Settings, color: Color) -> PollSpec:
         via_router=router_container(settings.prefix), docker_host=settings.docker_host,
         **_gate_timing(settings),  # type: ignore[arg-type]
     )
+
+
+def check_specs(settings: Settings, color: Color) -> list[PollSpec]:
+    """`healthGate.checks` (rule 6c): each through the preview route like the gate, with the
+    gate's timing and its own path, status and body."""
+    return [
+        PollSpec(
+            url=preview_probe_url(check.path), color=color,
+            via_router=router_container(settings.prefix), docker_host=settings.docker_host,
+            what=f"health check {number} ({check.path} -> {check.expect_status})",
+            **{**_gate_timing(settings), "expect_status": check.expect_status,  # type: ignore[arg-type]
+               "expect_body": check.expect_body},
+        )
+        for number, check in enumerate(settings.health_gate.checks, start=1)
+    ]
+
+
+def replica_gate_specs(settings: Settings, color: Color) -> list[PollSpec]:
+    """With more than one server per color, a gate per replica (rule 7b): straight to the
+    replica's own name from inside the router container, where the preview route would spread the
+    tries over them all. No color header there: the router adds it, and nothing routes these.
+    None with one server: the preview gate proves it."""
+    names = server_replica_containers(settings.prefix, color, settings.medusa.server_replicas)
+    if len(names) == 1:
+        return []
+    return [
+        PollSpec(
+            url=f"http://{name}:{MEDUSA_PORT}{settings.health_gate.path}", color=color,
+            expect_color_header=False, via_router=router_container(settings.prefix),
+            docker_host=settings.docker_host, what=f"health gate of replica {name}",
+            hint=f"its log: docker logs {name}",
+            **_gate_timing(settings),  # type: ignore[arg-type]
+        )
+        for name in names
+    ]
 
 
 def post_switch_spec(settings: Settings, color: Color) -> PollSpec:

@@ -235,6 +235,18 @@ def run_migrations(
     return f"{remove} >/dev/null 2>&1 || true; exec {run}"
 
 
+def stop_container(container: str, timeout_seconds: int) -> str:
+    """Stops `container` if it exists (SIGTERM, SIGKILL after `timeout_seconds`), and says which
+    it was; a missing container is nothing to do. The container stays, stopped, for Pulumi's own
+    delete at the end of the run (a stop does not set off an `unless-stopped` restart)."""
+    name = shlex.quote(container)
+    stop = _join(["docker", "stop", "--time", str(timeout_seconds), container])
+    return (
+        f"if docker inspect --format '{{{{.Id}}}}' {name} >/dev/null 2>&1; then "
+        f"{stop} >/dev/null && echo 'stopped {container}'; else echo 'no {container} to stop'; fi"
+    )
+
+
 def prune_app_images(repository: str, release_ref: str, keep: int) -> str:
     """Removes old tags of the released image's repository; prints one line of counts.
 

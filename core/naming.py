@@ -43,6 +43,29 @@ def server_container(prefix: str, color: Color) -> str:
     return f"{prefix}-{color}-server"
 
 
+MAX_SERVER_REPLICAS = 8
+
+
+def server_replica_container(prefix: str, color: Color, replica: int) -> str:
+    """Replica 1 keeps the single server's name, so a stack that adds replicas recreates nothing;
+    the others carry that name as their network alias, and Docker's DNS answers it with every
+    replica's address (the router's `resolve` spreads requests over them)."""
+    if not 1 <= replica <= MAX_SERVER_REPLICAS:
+        raise ValueError(f"replica {replica} is outside 1..{MAX_SERVER_REPLICAS}")
+    base = server_container(prefix, color)
+    return base if replica == 1 else f"{base}-{replica}"
+
+
+def server_replica_containers(prefix: str, color: Color, replicas: int) -> list[str]:
+    return [server_replica_container(prefix, color, replica) for replica in range(1, replicas + 1)]
+
+
+def all_server_containers(prefix: str, color: Color) -> list[str]:
+    """Every name a replica of `color` can have, for the verbs that look a stack's containers up
+    without its settings (status, recover)."""
+    return server_replica_containers(prefix, color, MAX_SERVER_REPLICAS)
+
+
 def worker_container(prefix: str, color: Color) -> str:
     return f"{prefix}-{color}-worker"
 

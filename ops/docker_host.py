@@ -123,6 +123,11 @@ def stack_containers(prefix: str) -> dict[str, str]:
     names = {f"{color}-{role}": (naming.server_container(prefix, color) if role == "server"
                                  else naming.worker_container(prefix, color))
              for color in naming.COLORS for role in ("server", "worker")}
+    # Replicas past the first (rule 7b), under every name one can have: the settings say how many
+    # there should be, only Docker says how many there are.
+    for color in naming.COLORS:
+        for replica, name in enumerate(naming.all_server_containers(prefix, color)[1:], start=2):
+            names[f"{color}-server-{replica}"] = name
     names["router"] = naming.router_container(prefix)
     return names
 

@@ -81,7 +81,7 @@ def managed_containers(prefix: str) -> set[str]:
     names = {naming.router_container(prefix), naming.migrate_container(prefix)}
     names |= {f"{prefix}-{service}" for service in ("postgres", "redis", "meilisearch")}
     for color in naming.COLORS:
-        names |= {naming.server_container(prefix, color), naming.worker_container(prefix, color)}
+        names |= {*naming.all_server_containers(prefix, color), naming.worker_container(prefix, color)}
     return names
 
 

@@ -45,6 +45,7 @@ class ColorStatus:
     image_id: str | None  # stack output images
     server: ContainerState | None  # None: the Docker host did not answer
     worker: ContainerState | None
+    replicas: tuple[ContainerState, ...] = ()  # the server replicas past the first that exist
 
     @property
     def warm(self) -> bool:
@@ -91,6 +92,7 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
             image_id=ids[color],
             server=containers[f"{color}-server"] if containers is not None else None,
             worker=containers[f"{color}-worker"] if containers is not None else None,
+            replicas=_replicas(containers, color),
         )
         for color in COLORS
     }
@@ -124,6 +126,14 @@ def build_status(stack: str, config: StackConfig, outputs: Mapping[str, Any], hi
     )
 
 
+def _replicas(containers: Mapping[str, ContainerState] | None, color: Color) -> tuple[ContainerState, ...]:
+    if containers is None:
+        return ()
+    return tuple(
+        state for role, state in containers.items() if role.startswith(f"{color}-server-") and state.exists
+    )
+
+
 def _update(entry: HistoryEntry | None) -> dict[str, Any] | None:
     if entry is None:
         return None
@@ -148,6 +158,7 @@ def as_json(status: Status) -> dict[str, Any]:
                 "imageId": c.image_id,
                 "server": container(c.server),
                 "worker": container(c.worker),
+                "replicas": [replica.as_json() for replica in c.replicas],
             }
             for color, c in status.colors.items()
         },
@@ -189,7 +200,8 @@ def render_text(status: Status, target: Target) -> list[str]:
         image = c.image_ref or "-"
         image_id = f" ({c.image_id[:19]})" if c.image_id else ""
         lines.append(f"  {c.color:<5} {role:<4}  image {image}{image_id}")
-        lines.append(f"              server {_state(c.server)}; worker {_state(c.worker)}")
+        more = "".join(f", {r.name} {r.describe()}" for r in c.replicas)
+        lines.append(f"              server {_state(c.server)}{more}; worker {_state(c.worker)}")
     lines.append(f"  router: {_state(status.router)}"
                  + ("; maintenance ON (the storefront answers 503)" if status.maintenance else ""))
     if status.docker_error:

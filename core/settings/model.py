@@ -133,6 +133,8 @@ def keys_beside(loc: tuple[int | str, ...]) -> list[str]:
     misspelt nested key is compared with. Empty where loc is not a section."""
     model: type[BaseModel] = Settings
     for part in loc:
+        if isinstance(part, int):  # an item of a list of sections: the list's field chose the model
+            continue
         field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
         if field is None:
             return []

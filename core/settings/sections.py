@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from core.medusa_env import PROGRAM_ENV
-from core.naming import POSTGRES_ADMIN_ROLE, POSTGRES_BOOTSTRAP_ROLE
+from core.naming import MAX_SERVER_REPLICAS, POSTGRES_ADMIN_ROLE, POSTGRES_BOOTSTRAP_ROLE
 from core.settings.types import (
     BuildArgName,
     Command,
@@ -75,6 +75,9 @@ class MedusaSettings(Section):
     storefront_url: HttpUrl | None = None
     env: dict[PlainEnvName, PlainValue] = {}
     server_memory_mb: int = Field(default=1024, ge=256)
+    # Server containers per color (rule 7b): Node serves on one core, so a multi-core host needs
+    # more than one to use them. Each one has server_memory_mb.
+    server_replicas: int = Field(default=1, ge=1, le=MAX_SERVER_REPLICAS)
     worker_memory_mb: int = Field(default=1024, ge=256)
     stop_timeout_seconds: int = Field(default=30, ge=1, le=600)
     migrate_command: Command = ["npx", "medusa", "db:migrate"]
@@ -215,11 +218,26 @@ def _url_path(value: str) -> str:
     return value
 
 
-class HealthGateSettings(Section):
-    """How a color is proven healthy. Every field but `path` is a field of core.health_poll's
-    PollSpec of the same name (core/component_inputs.py passes them on as they are)."""
+UrlPath = Annotated[str, AfterValidator(_url_path)]
 
-    path: Annotated[str, AfterValidator(_url_path)] = "/health"
+
+class GateCheck(Section):
+    """One more thing the gate proves through the preview route: `path` answers `expectStatus`
+    with a body that contains `expectBody` (any body when unset)."""
+
+    path: UrlPath
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_body: PlainText | None = None
+
+
+class HealthGateSettings(Section):
+    """How a color is proven healthy. Every field but `path` and `checks` is a field of
+    core.health_poll's PollSpec of the same name (core/component_inputs.py passes them on as
+    they are)."""
+
+    path: UrlPath = "/health"
+    # Checked after `path` passes, each with the same timing, all before the flip (rule 6c).
+    checks: list[GateCheck] = Field(default=[], max_length=10)
     timeout_seconds: float = Field(default=5.0, gt=0)
     deadline_seconds: float = Field(default=300.0, gt=0)
     initial_backoff_seconds: float = Field(default=1.0, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,15 +136,57 @@ def test_a_first_release_on_blue(stack: PulumiStack) -> None:
     assert "MEDUSA_WORKER_MODE=worker" in worker.split()
 
 
+class WorkerWatch:
+    """Samples which workers of the stack run, every POLL seconds, while a release goes on."""
+
+    POLL = 0.2
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, list[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            names = docker("ps", "--filter", f"name=^{PREFIX}-", "--filter", "label=medusa-bluegreen.role=worker",
+                           "--format", "{{.Names}}", check=False).split()
+            self.samples.append((time.monotonic(), sorted(names)))
+            self._stop.wait(self.POLL)
+
+    def __enter__(self) -> WorkerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def most_at_once(self) -> int:
+        return max(len(names) for _, names in self.samples)
+
+    def longest_gap(self) -> float:
+        """The longest stretch of samples with no worker running, in seconds."""
+        longest, began = 0.0, None
+        for at, names in self.samples:
+            if not names and began is None:
+                began = at
+            elif names and began is not None:
+                longest, began = max(longest, at - began), None
+        return longest
+
+
 def test_b_release_to_green_under_load_drops_nothing(stack: PulumiStack) -> None:
     given(stack, "blue", blue=V1)
     shared = {name: container_id(f"{PREFIX}-{name}") for name in ("router", "postgres", "redis")}
     configure(stack, activeColor="green", greenImage=V2)
-    with Load(f"{PUBLIC}/") as load:
+    with Load(f"{PUBLIC}/") as load, WorkerWatch() as workers:
         run = stack.up()
         time.sleep(1)
     assert_clean(load, f"b. release to green under load: pulumi up {run.seconds:.1f}s, "
-                       f"{load.report.flip_summary('green')}")
+                       f"{load.report.flip_summary('green')}; workers: at most {workers.most_at_once()} at once, "
+                       f"none for {workers.longest_gap():.1f}s (rule 7c)")
+    assert workers.most_at_once() == 1, workers.samples
+    assert workers.samples[0][1] == [f"{PREFIX}-blue-worker"] and workers.samples[-1][1] == [f"{PREFIX}-green-worker"]
     assert load.report.colors["blue"] > 0 and load.report.colors["green"] > 0
     assert live()["color"] == "green" and live()["version"] == "v2"
     assert {name: container_id(f"{PREFIX}-{name}") for name in shared} == shared
@@ -224,6 +267,33 @@ def test_c3_the_preview_token_stays_out_of_the_gate_the_app_and_the_state(stack:
     assert f"via {PREFIX}-router" in failed.output
     assert PREVIEW_TOKEN not in failed.output
     assert live()["color"] == "blue"
+
+
+def test_c4_every_extra_check_must_pass_before_the_flip(stack: PulumiStack) -> None:
+    given(stack, "blue", blue=V1)
+    checks = [
+        {"path": "/store/products", "expectStatus": 400, "expectBody": "Publishable API key"},
+        {"path": "/app", "expectBody": "Medusa Admin"},
+    ]
+    gate = {**BASE_CONFIG["healthGate"], "deadlineSeconds": 8}
+    release = {"activeColor": "green", "blueImage": V1, "greenImage": V2}
+    try:
+        configure(stack, **release, healthGate={**gate, "checks": [*checks, {"path": "/no-such-route"}]})
+        with Load(f"{PUBLIC}/") as load:
+            refused = stack.up(check=False)
+        assert refused.returncode != 0
+        assert "health check 3 (/no-such-route -> 200) failed for color green" in refused.output, refused.output[-3000:]
+        assert "last status: 404" in refused.output
+        assert_clean(load, f"c4. a release whose third check never passes refused (pulumi up failed after "
+                           f"{refused.seconds:.1f}s)")
+        assert set(load.report.colors) == {"blue"} and live()["color"] == "blue"
+        configure(stack, **release, healthGate={**gate, "checks": checks})
+        with Load(f"{PUBLIC}/") as load:
+            run = stack.up()
+        assert_clean(load, f"c4. the same release with its two passing checks: pulumi up {run.seconds:.1f}s")
+        assert live()["color"] == "green"
+    finally:
+        configure(stack, activeColor="blue", blueImage=V1, greenImage=V2)
 
 
 def test_d_manual_switch_back_is_fast_and_reuses_the_warm_color(stack: PulumiStack) -> None:
@@ -611,6 +681,51 @@ def test_k2_an_aborted_canary_sends_everyone_back_at_once(stack: PulumiStack) ->
     finally:
         configure(stack, activeColor="blue", blueImage=V1, greenImage=V2)
         stack.up()
+
+
+def replicas_answering(count: int = 200) -> dict[str, int]:
+    """Which server container (its host name) answered each of `count` requests, by color."""
+    seen: dict[str, int] = {}
+    with requests.Session() as session:
+        for _ in range(count):
+            body = session.get(f"{PUBLIC}/whoami", timeout=5).json()
+            key = f"{body['color']}/{body['replica']}"
+            seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def test_l_two_replicas_share_the_live_traffic(stack: PulumiStack) -> None:
+    given(stack, "blue", blue=V1)
+    release = {"activeColor": "green", "blueImage": V1, "greenImage": V2,
+               "medusa": {**BASE_CONFIG["medusa"], "serverReplicas": 2}}
+    try:
+        configure(stack, **release)
+        with Load(f"{PUBLIC}/") as load:
+            run = stack.up()
+        assert "green-server-2-gate" in run.stdout, "each replica has its own gate (rule 7b)"
+        spread = replicas_answering()
+        assert_clean(load, f"l. release to 2 green replicas: pulumi up {run.seconds:.1f}s, then 200 requests "
+                           f"answered by {spread}")
+        assert len(spread) == 2 and all(key.startswith("green/") for key in spread), spread
+        # Round robin over two peers: half each; a quarter leaves room for a retried request.
+        assert min(spread.values()) >= 50, spread
+        assert container_id(f"{PREFIX}-blue-server-2"), "the warm color keeps as many servers"
+        # One replica dies: the other serves the color alone (the router retries the refused
+        # connection on it and drops the address once Docker's DNS does).
+        with Load(f"{PUBLIC}/") as load:
+            time.sleep(1)
+            docker("kill", f"{PREFIX}-green-server-2")
+            time.sleep(3)
+        assert_clean(load, "l2. one of two green replicas killed under load")
+        assert set(replicas_answering(50)) == {f"green/{_host(f'{PREFIX}-green-server')}"}
+    finally:
+        configure(stack, activeColor="blue", blueImage=V1, greenImage=V2)
+        stack.up("--refresh")
+    assert container_id(f"{PREFIX}-green-server-2") is None and container_id(f"{PREFIX}-blue-server-2") is None
+
+
+def _host(container: str) -> str:
+    return docker("inspect", "--format", "{{.Config.Hostname}}", container)
 
 
 def test_g_destroy_and_up_again_keeps_postgres_data(stack: PulumiStack) -> None:

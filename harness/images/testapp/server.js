@@ -4,6 +4,8 @@
 //   GET /health          503 until BOOT_DELAY_MS after start, then 200 "OK"
 //   GET /                {color, version, mode} (DEPLOY_COLOR, baked APP_VERSION, MEDUSA_WORKER_MODE)
 //   GET /slow?ms=N       answers after N ms (long requests across a flip or a shutdown)
+//   GET /whoami          {color, version, replica} (replica: the container's host name)
+//   GET /cpu?ms=N        keeps the one Node thread busy for N ms, then answers (a CPU-bound route)
 //   GET /ws              websocket (RFC 6455 handshake by hand), echoes text frames
 //   GET /store/products  400 without x-publishable-api-key, like Medusa's store API
 //   GET /app             the admin (404 in worker mode or with DISABLE_MEDUSA_ADMIN=true)
@@ -16,6 +18,7 @@
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close websockets, exit 0.
 
 const http = require('node:http');
+const os = require('node:os');
 const crypto = require('node:crypto');
 const build = require('./build.json');
 
@@ -70,6 +73,15 @@ function route(req, res) {
       const ms = Math.min(Number(url.searchParams.get('ms') || 1000), 600000);
       setTimeout(() => send(res, 200, { color: COLOR, version: build.version, slept_ms: ms }), ms);
       return undefined;
+    }
+    case '/whoami':
+      return send(res, 200, { color: COLOR, version: build.version, replica: os.hostname() });
+    case '/cpu': {
+      const ms = Math.min(Number(url.searchParams.get('ms') || 10), 1000);
+      const until = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
+      let spins = 0;
+      while (process.hrtime.bigint() < until) spins += 1;
+      return send(res, 200, { color: COLOR, replica: os.hostname(), spins });
     }
     case '/store/products':
       if (MODE === 'worker') break;

@@ -30,7 +30,8 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
-        "blue-backup", "blue-migrate", "image-prune", "live-route", "postgres-password", "preview-route",
+        "blue-backup", "blue-migrate", "blue-worker-handover", "image-prune", "live-route", "postgres-password",
+        "preview-route",
         "router-canary", "router-config", "router-control-script", "router-maintenance", "router-metrics",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
@@ -93,6 +94,8 @@ def test_order_of_operations_is_real_dependencies(active):
         ("post-switch-check", "live-route"),
         (f"{active}-worker", "live-route"),
         (f"{active}-worker", "post-switch-check"),
+        (f"{active}-worker-handover", "post-switch-check"),
+        (f"{active}-worker", f"{active}-worker-handover"),
         ("image-prune", f"{active}-worker"),
         ("router-config", "router-control-script"),
         ("router-maintenance", "router-config"),
@@ -326,3 +329,70 @@ def test_a_full_release_clears_any_canary_after_the_flip():
     assert monitor.depends_on("router-canary", "post-switch-check")
     assert monitor.depends_on("green-worker", "router-canary")
     assert "canary" not in outputs
+
+
+def _with_replicas(active: str, replicas: int) -> dict[str, str]:
+    medusa = {**json.loads(two_colors(active)["medusa"]), "serverReplicas": replicas}
+    return {**two_colors(active), "medusa": json.dumps(medusa)}
+
+
+def test_replicas_are_each_gated_before_the_flip():
+    monitor, _ = run_program(_with_replicas("green", 3))
+    containers = names_of_type(monitor, "docker:index/container:Container")
+    for color in ("blue", "green"):
+        assert {f"{color}-server", f"{color}-server-2", f"{color}-server-3"} <= set(containers)
+        assert f"{color}-server-4" not in containers
+    assert "green-worker" in containers and "green-worker-2" not in containers, "one worker per color (rule 7)"
+    extra = monitor.registrations["green-server-2"].inputs
+    assert extra["name"] == "medusa-green-server-2"
+    assert extra["networksAdvanced"][0]["aliases"] == ["medusa-green-server"], "the router finds it by the shared name"
+    for replica, server in ((1, "green-server"), (2, "green-server-2"), (3, "green-server-3")):
+        gate = f"green-server-{replica}-gate"
+        inputs = monitor.registrations[gate].inputs
+        assert inputs["url"] == f"http://medusa-{server}:9000/health"
+        assert inputs["via_router"] == "medusa-router" and inputs["expect_color_header"] is False
+        assert monitor.depends_on(gate, server) and monitor.depends_on(gate, "preview-route")
+        assert monitor.depends_on("green-health-gate", gate), f"the route's gate waits for {gate}"
+    assert monitor.depends_on("live-route", "green-health-gate")
+    # The warm color's extra replicas wait for the flip like its first one.
+    assert monitor.depends_on("blue-server-2", "post-switch-check")
+    assert "blue-server-1-gate" not in monitor.registrations
+
+
+def test_one_replica_is_the_single_server_of_before():
+    single, _ = run_program(two_colors("green"))
+    one, _ = run_program(_with_replicas("green", 1))
+    assert set(one.registrations) == set(single.registrations)
+    assert not any(name.endswith("-gate") and "server" in name for name in one.registrations)
+    for name in ("green-server", "blue-server"):
+        assert one.registrations[name].inputs == single.registrations[name].inputs, name
+    # Adding replicas recreates nothing that was there (rule 7b).
+    more, _ = run_program(_with_replicas("green", 2))
+    for name in ("green-server", "blue-server", "green-health-gate", "router", "router-config"):
+        assert more.registrations[name].inputs == single.registrations[name].inputs, name
+
+
+def test_every_check_passes_before_the_flip():
+    gate = {"checks": [{"path": "/app"}, {"path": "/store/products", "expectStatus": 400}]}
+    monitor, _ = run_program({**two_colors("green"), "healthGate": json.dumps(gate)})
+    for number, path in ((1, "/app"), (2, "/store/products")):
+        check = monitor.registrations[f"green-health-check-{number}"]
+        assert check.inputs["url"].endswith(path)
+        assert monitor.depends_on(f"green-health-check-{number}", "green-health-gate")
+        assert monitor.depends_on("live-route", f"green-health-check-{number}")
+    assert monitor.registrations["green-health-check-2"].inputs["expect_status"] == 400
+    plain, _ = run_program(two_colors("green"))
+    assert not any("health-check" in name for name in plain.registrations)
+
+
+def test_the_other_colors_worker_stops_before_the_targets_starts():
+    monitor, _ = run_program(two_colors("green"))
+    handover = monitor.registrations["green-worker-handover"].inputs
+    script = shlex.split(handover["create"])
+    assert script[:2] == ["if", "docker"] and "medusa-blue-worker" in handover["create"]
+    assert "docker stop --time 30 medusa-blue-worker" in handover["create"]  # medusa.stopTimeoutSeconds
+    assert handover["triggers"] == [fake_digest("registry.example.com/shop/medusa:1.1.0")]
+    assert monitor.depends_on("green-worker", "green-worker-handover")
+    # A canary step keeps the live color's worker and starts none on the target: nothing to hand over.
+    canary, _ = run_program({**two_colors("green"), "canary": json.dumps({"weight": 10})})
+    assert not any(name.endswith("-worker-handover") for name in canary.registrations)

@@ -10,9 +10,22 @@ from core.settings import HealthGateSettings, load_settings
 from tests.unit.configs import config
 
 
-def test_every_gate_setting_but_the_path_is_a_poll_field() -> None:
+def test_every_gate_setting_but_the_path_and_the_checks_is_a_poll_field() -> None:
     poll_fields = {f.name for f in fields(PollSpec)}
-    assert set(HealthGateSettings.model_fields) - {"path"} <= poll_fields
+    assert set(HealthGateSettings.model_fields) - {"path", "checks"} <= poll_fields
+
+
+def test_each_check_goes_through_the_preview_route_with_its_own_status_and_body() -> None:
+    gate = {"deadlineSeconds": 90, "checks": [{"path": "/app", "expectBody": "Admin"},
+                                              {"path": "/store/products", "expectStatus": 400}]}
+    settings = load_settings(config(healthGate=json.dumps(gate)))
+    admin, store = inputs.check_specs(settings, "green")
+    assert (admin.url, admin.expect_status, admin.expect_body) == (f"http://127.0.0.1:{PROBE_PORT}/app", 200, "Admin")
+    assert (store.url, store.expect_status, store.expect_body) == (
+        f"http://127.0.0.1:{PROBE_PORT}/store/products", 400, None)
+    assert all(s.via_router == f"{settings.prefix}-router" and s.deadline_seconds == 90 for s in (admin, store))
+    assert store.what == "health check 2 (/store/products -> 400)"
+    assert inputs.check_specs(load_settings(config()), "green") == []
 
 
 def test_the_gate_probes_the_preview_route_inside_the_router_with_the_configured_timing() -> None:
@@ -29,6 +42,18 @@ def test_the_gate_carries_no_token_even_when_one_is_set() -> None:
     spec = inputs.gate_spec(settings, "green")
     assert dict(spec.headers) == {}
     assert "a-long-random-preview-token" not in repr(spec)
+
+
+def test_each_replica_is_gated_by_its_own_name_with_the_gates_timing() -> None:
+    gate = {"path": "/ready", "deadlineSeconds": 90}
+    medusa = {"serverReplicas": 2}
+    settings = load_settings(config(prefix="shop", healthGate=json.dumps(gate), medusa=json.dumps(medusa)))
+    specs = inputs.replica_gate_specs(settings, "green")
+    assert [spec.url for spec in specs] == ["http://shop-green-server:9000/ready", "http://shop-green-server-2:9000/ready"]
+    assert all(spec.via_router == "shop-router" and spec.deadline_seconds == 90 for spec in specs)
+    assert "shop-green-server-2" in specs[1].what and specs[1].hint == "its log: docker logs shop-green-server-2"
+    # One server: the preview gate proves it, nothing else to run.
+    assert inputs.replica_gate_specs(load_settings(config()), "green") == []
 
 
 def test_the_post_switch_check_goes_through_the_live_route_with_a_short_deadline() -> None:

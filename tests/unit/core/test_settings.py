@@ -20,6 +20,30 @@ BAD_CONFIGS = [
     ),
     ({"canary": json.dumps({"weight": 101})}, "canary.weight: input should be less than or equal to 100"),
     (
+        {"medusa": json.dumps({"serverReplicas": 0})},
+        "medusa.serverReplicas: input should be greater than or equal to 1",
+    ),
+    (
+        {"healthGate": json.dumps({"checks": [{"path": "/app", "expectedStatus": 404}]})},
+        "healthGate.checks[0].expectedStatus: unknown setting; did you mean 'healthGate.checks[0].expectStatus'? "
+        "(`pulumi config rm --path healthGate.checks[0].expectedStatus`, then set "
+        "`healthGate.checks[0].expectStatus`)",
+    ),
+    (
+        {"healthGate": json.dumps({"checks": [{"path": "https://api.shop.example.com/app"}]})},
+        "healthGate.checks[0].path: 'https://api.shop.example.com/app' is not a path; write the path only, "
+        "starting with /, e.g. /health",
+    ),
+    (
+        {"healthGate": json.dumps({"checks": [{"path": "/app", "expectStatus": 700}]})},
+        "healthGate.checks[0].expectStatus: input should be less than or equal to 599",
+    ),
+    ({"medusa": json.dumps({"serverReplicas": 9})}, "medusa.serverReplicas: input should be less than or equal to 8"),
+    (
+        {"medusa": json.dumps({"serverReplicas": "two"})},
+        "medusa.serverReplicas: input should be a valid integer, unable to parse string as an integer",
+    ),
+    (
         {"analysis": json.dumps({"windowSeconds": 5, "intervalSeconds": 10})},
         "analysis.intervalSeconds: must be at most analysis.windowSeconds (one look at the traffic per interval)",
     ),

@@ -25,9 +25,13 @@ def test_every_command_names_the_stacks_docker_host() -> None:
 
 def test_inspect_of_a_real_stack_with_one_container_missing() -> None:
     names = docker_host.stack_containers("e2ecli")
-    assert names == {"blue-server": "e2ecli-blue-server", "blue-worker": "e2ecli-blue-worker",
-                     "green-server": "e2ecli-green-server", "green-worker": "e2ecli-green-worker",
-                     "router": "e2ecli-router"}
+    roles = {"blue-server": "e2ecli-blue-server", "blue-worker": "e2ecli-blue-worker",
+             "green-server": "e2ecli-green-server", "green-worker": "e2ecli-green-worker",
+             "router": "e2ecli-router"}
+    assert {role: names[role] for role in roles} == roles
+    # Every replica name there can be, from -2 on (rule 7b).
+    assert names["green-server-2"] == "e2ecli-green-server-2" and names["blue-server-8"] == "e2ecli-blue-server-8"
+    assert len(names) == len(roles) + 2 * 7
     result = Result(1, json.dumps(ops_fixture("e2ecli_inspect.json")), "Error: No such container: e2ecli-blue-worker")
     states = docker_host.parse_inspect(result, names.values())
     assert states["e2ecli-blue-worker"] == docker_host.ContainerState("e2ecli-blue-worker")

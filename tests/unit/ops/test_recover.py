@@ -55,6 +55,8 @@ def test_file_backend_url_to_directory():
 def test_only_the_stacks_own_containers_missing_from_the_state_are_orphans():
     existing = {
         "shop-green-server": "c-new",  # created by the killed run, never recorded
+        "shop-green-server-2": "c-new-2",  # its second replica (rule 7b)
+        "shop-green-server-9": "c-nine",  # beyond the most replicas there can be: not a name we give
         "shop-blue-server": "c-live",  # in the state: the live color, never touched
         "shop-migrate": "c-mig",  # a migration the killed run left running
         "shop-postgres": "c-pg",
@@ -66,7 +68,7 @@ def test_only_the_stacks_own_containers_missing_from_the_state_are_orphans():
         {"type": "docker:index/volume:Volume", "id": "c-new"},
     ]}}
     in_state = recover.state_container_ids(state)
-    assert recover.orphans(existing, in_state, "shop") == ["shop-green-server", "shop-migrate"]
+    assert recover.orphans(existing, in_state, "shop") == ["shop-green-server", "shop-green-server-2", "shop-migrate"]
 
 
 def test_pending_operations_are_counted_from_the_export():

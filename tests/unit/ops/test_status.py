@@ -55,6 +55,7 @@ def test_status_json_of_a_recorded_stack() -> None:
         "server": {"name": "e2ecli-blue-server", "state": "running", "health": "healthy",
                    "imageId": "sha256:9dad4fe64ed77d066a717d2210d5e90a0f8b1525faf189c11cf7c11be322d7b4"},
         "worker": {"name": "e2ecli-blue-worker", "state": None, "health": None, "imageId": None},
+        "replicas": [],
     }
     assert data["lastUpdate"]["number"] == 2 and data["lastUpdate"]["result"] == "succeeded"
     assert data["backup"] == "20261201T233808Z-green-medusa-bg-testapp-v2.dump"
@@ -147,3 +148,19 @@ def test_a_canary_step_is_shown_instead_of_a_pending_flip() -> None:
     lines = status.render_text(recorded(liveColor="blue", canary={"color": "green", "weight": 10}), TARGET)
     assert "  canary: green gets 10 % of the live route's clients (canary.weight); the rest stay on blue" in lines
     assert not any("note: the config's activeColor" in line for line in lines)
+
+
+def test_server_replicas_that_exist_are_shown_beside_the_first() -> None:
+    config = StackConfig.from_pulumi(ops_fixture("e2ecli_config.json"))
+    history = parse_history(ops_fixture("e2ecli_history.json"), config)
+    names = stack_containers("e2ecli")
+    states = {role: status.ContainerState(name) for role, name in names.items()}
+    states["green-server"] = status.ContainerState("e2ecli-green-server", "running", "healthy")
+    states["green-server-2"] = status.ContainerState("e2ecli-green-server-2", "running", "starting")
+    built = status.build_status("e2ecli", config, ops_fixture("e2ecli_outputs.json"), history, states)
+    assert [r.name for r in built.colors["green"].replicas] == ["e2ecli-green-server-2"]
+    assert built.colors["blue"].replicas == ()
+    lines = status.render_text(built, TARGET)
+    assert ("              server running, healthy, e2ecli-green-server-2 running, starting; worker absent"
+            in lines)
+    assert status.as_json(built)["colors"]["green"]["replicas"][0]["state"] == "running"
