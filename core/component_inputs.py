@@ -6,6 +6,7 @@ is built here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -129,13 +130,11 @@ def gate_spec(settings: Settings, color: Color) -> PollSpec:
 def check_specs(settings: Settings, color: Color) -> list[PollSpec]:
     """`healthGate.checks` (rule 6c): each through the preview route like the gate, with the
     gate's timing and its own path, status and body."""
+    gate = gate_spec(settings, color)
     return [
-        PollSpec(
-            url=preview_probe_url(check.path), color=color,
-            via_router=router_container(settings.prefix), docker_host=settings.docker_host,
-            what=f"health check {number} ({check.path} -> {check.expect_status})",
-            **{**_gate_timing(settings), "expect_status": check.expect_status,  # type: ignore[arg-type]
-               "expect_body": check.expect_body},
+        replace(
+            gate, url=preview_probe_url(check.path), expect_status=check.expect_status,
+            expect_body=check.expect_body, what=f"health check {number} ({check.path} -> {check.expect_status})",
         )
         for number, check in enumerate(settings.health_gate.checks, start=1)
     ]
