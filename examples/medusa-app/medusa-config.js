@@ -130,5 +130,6 @@ module.exports = defineConfig({
     disable: true,
     backendUrl: env.MEDUSA_BACKEND_URL,
   }),
-  modules: [...redisModules, ...optionalModules],
+  // The app's own module (src/modules/audit): its table records which process handled an event.
+  modules: [{ resolve: "./src/modules/audit" }, ...redisModules, ...optionalModules],
 })
