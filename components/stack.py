@@ -1,7 +1,7 @@
 """Wires the components in the order of docs/rules.md, every arrow a real dependency:
 
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
-      -> live route (the flip) -> post-switch check -> [post-flip analysis] -> target worker
+      -> [checks] -> schema check -> live route (the flip) -> post-switch check -> [post-flip analysis] -> target worker
       -> image prune
     with ACME: TLS volume -> router -> ACME client -> certificate check -> live route
     color[other]: release steps after the target's; server kept warm (changed only after the
@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components.acme import AcmeArgs, AcmeClient
@@ -29,6 +30,7 @@ from core import naming
 from core.app_build import BuildPlan
 from core.medusa_env import MedusaSecrets, plain_env, secret_env
 from core.router_config import render_router_config
+from core.schema_check import SchemaCheck
 from core.settings import Settings
 from providers.health_gate import HealthGate
 from providers.traffic_analysis import TrafficAnalysis
@@ -62,6 +64,31 @@ def _medusa_secrets(settings: Settings, base: BaseServices, secrets: StackSecret
             )
         )
     )
+
+
+def _schema_check(
+    settings: Settings, color: naming.Color, gate: HealthGate, after: list[pulumi.Resource]
+) -> list[pulumi.Resource]:
+    check = inputs.schema_check(settings, color, pulumi.get_stack())
+    if check is None:
+        return []
+    return [command.local.Command(
+        f"{color}-schema-check",
+        create=check.script(),
+        environment={"DOCKER_HOST": settings.docker_host},
+        # Again whenever the gate ran again, which is whenever the flip may happen.
+        triggers=[gate.id],
+        opts=pulumi.ResourceOptions(depends_on=after),
+    )]
+
+
+def _guarded(
+    undo: pulumi.Output[dict[str, object] | None], check: SchemaCheck | None, docker_host: str
+) -> pulumi.Output[dict[str, object] | None]:
+    if check is None:
+        return undo
+    guard = {"argv": check.argv(), "env": {"DOCKER_HOST": docker_host}}
+    return undo.apply(lambda command: {**command, "guard": guard} if command else None)
 
 
 def build_stack(settings: Settings) -> dict[str, Any]:
@@ -192,12 +219,19 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     # earlier canary's clients (already on the target) need nothing more.
     canary = settings.canary.partial
     live_color = other if canary else target
-    live = router.switch("live", live_color, triggers=[gate.id], depends_on=[gate, *checks, *certificate_ready])
+    # The schema check (rule 9b): the target's code must know every migration applied.
+    schema_check = _schema_check(settings, target, gate, after=[gate, *checks])
+    live = router.switch(
+        "live", live_color, triggers=[gate.id], depends_on=[gate, *checks, *certificate_ready, *schema_check]
+    )
+    # A flip back (post-switch check or analysis failed) is a flip too: it goes only to code that
+    # knows the schema, else traffic stays and the failure says why.
+    flip_back = _guarded(live.undo, inputs.schema_check(settings, other, pulumi.get_stack()), settings.docker_host)
     post_check = HealthGate(
         "post-switch-check",
         spec=inputs.post_switch_spec(settings, live_color),
         triggers=[live.command.id],
-        rollback=live.undo,
+        rollback=flip_back,
         opts=pulumi.ResourceOptions(depends_on=[live.command]),
     )
     share = settings.canary.weight if canary and settings.canary.weight is not None else 0
@@ -212,7 +246,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             "post-flip-analysis",
             spec=analysis_spec,
             triggers=[split.id if canary else live.command.id],
-            rollback=router.canary_undo() if canary else live.undo,
+            rollback=router.canary_undo() if canary else flip_back,
             opts=pulumi.ResourceOptions(depends_on=[post_check, split]),
         )
         flip_proven.append(analysis)

@@ -15,7 +15,14 @@ from core import acme
 from core.app_build import BuildPlan, plan_build
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
-from core.naming import MEDUSA_PORT, Color, acme_container, router_container, server_replica_containers
+from core.naming import (
+    MEDUSA_PORT,
+    Color,
+    acme_container,
+    postgres_container,
+    router_container,
+    server_replica_containers,
+)
 from core.router_config import (
     TLS_IN_ROUTER,
     RouterConfigInput,
@@ -24,6 +31,7 @@ from core.router_config import (
     meilisearch_upstream,
 )
 from core.router_control import live_probe_url, preview_probe_url
+from core.schema_check import SchemaCheck
 from core.settings import Settings
 from core.traffic_analysis import AnalysisSpec
 
@@ -185,4 +193,23 @@ def certificate_spec(settings: Settings, color: Color) -> PollSpec:
         via_router=router_container(settings.prefix), docker_host=settings.docker_host,
         what="certificate check",
         hint=f"the ACME client's log: docker logs {acme_container(settings.prefix)}",
+    )
+
+
+def schema_check(settings: Settings, color: Color, stack: str) -> SchemaCheck | None:
+    """The check before traffic flips to `color` (rule 9b); None when there is nothing to check
+    it against: no image for the color, or an external database (its own backups and
+    migrations history are outside this host, see README)."""
+    image = settings.image_for(color)
+    if color == settings.active_color:
+        plan = build_plan(settings, color)
+        image = plan.image_ref if plan else image
+    if image is None or settings.database.mode != "bundled":
+        return None
+    return SchemaCheck(
+        color=color,
+        image=image,
+        postgres_container=postgres_container(settings.prefix),
+        stack=stack,
+        acknowledged=tuple(settings.database.acknowledged_migrations),
     )

@@ -18,29 +18,35 @@ def _join(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv)
 
 
-def backup_database(postgres: str, color: str, image: str, keep: int) -> str:
-    """pg_dump inside the Postgres container into its backups volume; prints `backup=<name>`.
+def backup_database(postgres: str, color: str, image: str, keep: int | None) -> str:
+    """pg_dump inside the Postgres container into its backups volume; prints `backup=<name>`."""
+    return _join(["docker", "exec", postgres, "sh", "-c", backup_script(color, image, keep)])
+
+
+def backup_script(color: str, image: str, keep: int | None) -> str:
+    """The `sh` script of backup_database, run in the Postgres container.
 
     The dump is read back in full before it counts: pg_dump 15 exits 0 after writing an empty
     archive to a full disk (seen on this project's harness), so its exit code alone proves
     nothing. A dump that fails either way is removed and the error names it, with the space
     left on the volume: the release stops here, before its migration. Only a dump that counts
-    lets older ones go (`keep` newest stay), so a failing release never thins out the backups.
+    lets older ones go (`keep` newest stay; None: none go), so a failing release never thins out
+    the backups.
     """
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", image).strip("-")[:80]
-    script = (
+    return (
         "set -eu; name=$(date -u +%Y%m%dT%H%M%SZ)-" + color + "-" + slug + '.dump; file="/backups/$name"; '
         'if ! PGPASSWORD="$POSTGRES_PASSWORD" pg_dump -h 127.0.0.1 -U "$POSTGRES_USER" '
         '-d "${POSTGRES_DB:-$POSTGRES_USER}" -Fc -f "$file"; then why="pg_dump failed (its error is above)"; '
         'elif ! pg_restore --file=/dev/null "$file"; then '
         'why="the dump cannot be read back (pg_restore\'s error is above)"; '
-        'else echo "backup=$name"; ' + prune_backups("/backups", keep) + '; exit 0; fi; '
+        'else echo "backup=$name"; ' + (prune_backups("/backups", keep) + "; " if keep is not None else "")
+        + 'exit 0; fi; '
         'rm -f "$file"; '
         'free=$(df -h /backups | awk \'NR == 2 {print $4}\'); '
         'echo "backup $name failed: $why; free space on the backups volume: $free;'
         ' the release stopped before its migration" >&2; exit 1'
     )
-    return _join(["docker", "exec", postgres, "sh", "-c", script])
 
 
 # The names backup_database gives its dumps: a UTC timestamp first, so name order is age order.
@@ -109,7 +115,7 @@ SELECT format('CREATE ROLE %I SUPERUSER LOGIN', :'admin')
 """
 
 # The schemas of the app's database this program hands to the app role: all but the system's.
-_APP_SCHEMAS = (
+APP_SCHEMAS_SQL = (
     "SELECT oid FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
     "AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
 )
@@ -144,46 +150,46 @@ ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION 
 SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'role') FROM pg_database WHERE datname = :'db' AND datdba = 10
 \\gexec
 SELECT format('ALTER SCHEMA %I OWNER TO %I', nspname, :'role') FROM pg_namespace
- WHERE nspowner = 10 AND oid IN ({_APP_SCHEMAS})
+ WHERE nspowner = 10 AND oid IN ({APP_SCHEMAS_SQL})
 \\gexec
 SELECT format('ALTER %s %s OWNER TO %I',
        CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
        ELSE 'TABLE' END,
        c.oid::regclass, :'role')
   FROM pg_class c WHERE c.relowner = 10 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-   AND c.relnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_class", "c.oid")}
+   AND c.relnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_class", "c.oid")}
 \\gexec
 SELECT format('ALTER SEQUENCE %s OWNER TO %I', c.oid::regclass, :'role')
   FROM pg_class c WHERE c.relowner = 10 AND c.relkind = 'S'
-   AND c.relnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_class", "c.oid")}
+   AND c.relnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_class", "c.oid")}
 \\gexec
 SELECT format('ALTER %s %s OWNER TO %I',
        CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
        p.oid::regprocedure, :'role')
   FROM pg_proc p WHERE p.proowner = 10
-   AND p.pronamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_proc", "p.oid")}
+   AND p.pronamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_proc", "p.oid")}
 \\gexec
 SELECT format('ALTER %s %s OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype, :'role')
   FROM pg_type t WHERE t.typowner = 10 AND t.typtype IN ('b', 'c', 'd', 'e', 'm', 'r')
    AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
    AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
-   AND t.typnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_type", "t.oid")}
+   AND t.typnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_type", "t.oid")}
 \\gexec
 SELECT format('ALTER TEXT SEARCH CONFIGURATION %s OWNER TO %I', c.oid::regconfig, :'role')
   FROM pg_ts_config c WHERE c.cfgowner = 10
-   AND c.cfgnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_ts_config", "c.oid")}
+   AND c.cfgnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_ts_config", "c.oid")}
 \\gexec
 SELECT format('ALTER TEXT SEARCH DICTIONARY %s OWNER TO %I', d.oid::regdictionary, :'role')
   FROM pg_ts_dict d WHERE d.dictowner = 10
-   AND d.dictnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_ts_dict", "d.oid")}
+   AND d.dictnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_ts_dict", "d.oid")}
 \\gexec
 SELECT format('ALTER COLLATION %I.%I OWNER TO %I', n.nspname, c.collname, :'role')
   FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE c.collowner = 10
-   AND c.collnamespace IN ({_APP_SCHEMAS}) AND {_not_in_extension("pg_collation", "c.oid")}
+   AND c.collnamespace IN ({APP_SCHEMAS_SQL}) AND {_not_in_extension("pg_collation", "c.oid")}
 \\gexec
 SELECT format('ALTER STATISTICS %I.%I OWNER TO %I', n.nspname, s.stxname, :'role')
   FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxowner = 10
-   AND s.stxnamespace IN ({_APP_SCHEMAS})
+   AND s.stxnamespace IN ({APP_SCHEMAS_SQL})
 \\gexec
 SELECT format('ALTER LARGE OBJECT %s OWNER TO %I', oid, :'role') FROM pg_largeobject_metadata WHERE lomowner = 10
 \\gexec

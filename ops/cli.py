@@ -28,6 +28,7 @@ from ops import maintenance as maintenance_verb
 from ops import recover as recover_verb
 from ops import release as release_verb
 from ops import renew_cert as renew_cert_verb
+from ops import restore as restore_verb
 from ops import rollback as rollback_verb
 from ops import status as status_verb
 from ops import switch as switch_verb
@@ -36,7 +37,7 @@ from ops.pulumi_cli import Command, OpsError, PulumiCli, SubprocessRunner
 
 # Verbs that change the stack: on the local stack they start the harness dockerd first, as
 # `make up` does (status, logs and doctor report a stopped one instead).
-CHANGES_THE_STACK = {"release", "switch", "rollback", "recover", "maintenance", "pulumi"}
+CHANGES_THE_STACK = {"release", "switch", "rollback", "recover", "maintenance", "restore", "pulumi"}
 
 
 @dataclass
@@ -126,7 +127,7 @@ def _prog(environ: dict[str, str], caller: Path) -> str:
 @click.pass_context
 def bluegreen(ctx: click.Context, stack: str, project_dir: str | None) -> None:
     """Day-2 operations of a medusa-bluegreen stack: status, release, switch, rollback, logs,
-    doctor, recover, maintenance. Every command it prints works as printed."""
+    doctor, recover, maintenance, restore. Every command it prints works as printed."""
     environ = {k: v for k, v in os.environ.items() if k not in ("BLUEGREEN_CALLER_DIR", "BLUEGREEN_PROG")}
     caller = caller_dir(os.environ)
     directory = (caller / project_dir).resolve() if project_dir else REPO
@@ -167,6 +168,19 @@ def release(session: Session, image: str | None, build: str | None) -> int:
 def switch(session: Session, color: Color) -> int:
     """Make the warm COLOR live, as it is (refused when it is not warm)."""
     return switch_verb.switch(session.runner(), session.pulumi(), session.target, color, sys.stdout, sys.stderr)
+
+
+@bluegreen.command()
+@click.argument("name", required=False, metavar="[BACKUP]")
+@click.option("--list", "list_only", is_flag=True, help="List the backups, newest first; restore nothing.")
+@verb
+def restore(session: Session, name: str | None, list_only: bool) -> int:
+    """Put the bundled database back to BACKUP (a dump of it as it is now is taken first)."""
+    if not list_only and name is None:
+        raise click.UsageError("name a backup to restore, or list them with --list")
+    return restore_verb.restore(
+        session.runner(), session.pulumi(), session.target, None if list_only else name, sys.stdout, sys.stderr
+    )
 
 
 @bluegreen.command()

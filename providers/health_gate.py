@@ -50,7 +50,16 @@ DIGEST_ROUNDS = 200_000
 
 
 def run_rollback(command: Mapping[str, Any]) -> str:
-    """Run the router's undo of a flip; what it printed, for the failure message."""
+    """Run the router's undo of a flip; what it printed, for the failure message. With a
+    `guard` (the schema check of the color it would flip back to), only once that passes."""
+    guard = command.get("guard")
+    if guard:
+        checked = subprocess.run(
+            list(guard["argv"]), env={**os.environ, **(guard.get("env") or {})}, capture_output=True,
+            text=True, timeout=120, check=False,
+        )
+        if checked.returncode != 0:
+            return f"NOT rolled back, traffic stays where it is: {checked.stderr.strip()[:2000]}"
     done = subprocess.run(
         list(command["argv"]), env={**os.environ, **(command.get("env") or {})}, capture_output=True,
         text=True, timeout=120, check=False,

@@ -24,6 +24,7 @@ from core.settings.types import (
     ImageRef,
     IpAddress,
     IpNetworkList,
+    MigrationName,
     OriginList,
     PgIdentifier,
     PlainText,
@@ -98,6 +99,9 @@ class DatabaseSettings(Section):
     user: Annotated[PgIdentifier, AfterValidator(_not_a_program_role)] = "medusa"
     # Passed to Medusa as DATABASE_DRIVER_OPTIONS, e.g. {"connection": {"ssl": {...}}} for Supabase.
     driver_options: dict[str, Any] = {}
+    # Applied migrations an older image may run against (written expand/contract): the schema
+    # check (core/schema_check.py) lets traffic flip to code that does not know these.
+    acknowledged_migrations: list[MigrationName] = []
 
 
 class RedisSettings(Section):

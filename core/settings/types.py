@@ -385,3 +385,5 @@ BuildArgName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SecretId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 RepositoryName = Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")]
 PgIdentifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+# A migration's name as mikro_orm_migrations records it (Medusa's: Migration<timestamp>).
+MigrationName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$")]

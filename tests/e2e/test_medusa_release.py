@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,86 @@ def test_2_code_change_released_to_green_under_load(stack: PulumiStack, app: Pat
     assert container_id(f"{PREFIX}-router") == router
     assert container_id(f"{PREFIX}-blue-worker") is None
     assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-green-worker") == "running"
+
+
+MIGRATION_V3 = "Migration20261203000000"
+MIGRATION_V3_JS = f"""const {{ Migration }} = require("@medusajs/framework/mikro-orm/migrations")
+
+class {MIGRATION_V3} extends Migration {{
+  async up() {{
+    this.addSql('create table if not exists "gift_note" ("id" text not null primary key, "body" text not null);')
+  }}
+
+  async down() {{
+    this.addSql('drop table if exists "gift_note";')
+  }}
+}}
+
+module.exports = {{ {MIGRATION_V3} }}
+"""
+
+
+def sql(query: str) -> str:
+    return docker("exec", f"{PREFIX}-postgres", "psql", "-U", "bluegreen_admin", "-d", "medusa", "-XtAc", query)
+
+
+def write_row(row_id: str) -> None:
+    sql(f"insert into handled_event (id, event, entity_id, color, mode) values ('{row_id}', 'e2e', 'x', '-', 'e2e')")
+
+
+def bluegreen(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess[str]:
+    words = [str(REPO / "bin/bluegreen"), "--stack", stack.stack, "--cwd", str(stack.workdir), *args]
+    return subprocess.run(words, env=stack.env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_3_schema_check_refuses_a_flip_to_older_code_until_acknowledged_and_restore_brings_the_old_schema_back(
+    stack: PulumiStack, app: Path, tmp_path: Path
+) -> None:
+    blue_ref = given_blue_live(stack, app)
+    write_row("hev_before")
+    newer = tmp_path / "app-v3"
+    shutil.copytree(app, newer)
+    (newer / f"src/modules/audit/migrations/{MIGRATION_V3}.js").write_text(MIGRATION_V3_JS)
+    configure(stack, activeColor="green", blueImage=blue_ref, greenBuild=build_config(newer))
+    run = stack.up()
+    green_ref = stack.outputs()["imageRefs"]["green"]
+    backup = stack.outputs()["backup"]
+    measure(f"medusa 3. release with a new migration: pulumi up {run.seconds:.1f}s")
+    assert MIGRATION_V3 in sql("select name from mikro_orm_migrations").split()
+    write_row("hev_after")
+
+    # A warm switch back to blue: blue's image does not know the migration green applied.
+    configure(stack, activeColor="blue", blueImage=blue_ref, greenImage=green_ref)
+    refused = stack.up(check=False)
+    measure(f"medusa 3. switch back to blue refused by the schema check: pulumi up {refused.seconds:.1f}s")
+    assert refused.returncode != 0
+    said = refused.output[-4000:]
+    assert "refusing to send traffic to blue" in refused.output and MIGRATION_V3 in refused.output, said
+    assert f"restore {backup}" in refused.output
+    assert get("/hello").headers["X-Bluegreen-Color"] == "green"
+
+    # Acknowledged (it only adds a table blue never reads), the same switch goes ahead.
+    configure(stack, activeColor="blue", blueImage=blue_ref, greenImage=green_ref,
+              database={"acknowledgedMigrations": [MIGRATION_V3]})
+    run = stack.up()
+    measure(f"medusa 3. acknowledged warm switch back to blue: pulumi up {run.seconds:.1f}s")
+    assert get("/hello").headers["X-Bluegreen-Color"] == "blue"
+
+    # The restore puts the rows and the schema of before the release back, blue still live.
+    began = time.monotonic()
+    restored = bluegreen(stack, "restore", backup)
+    seconds = time.monotonic() - began
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    measure(f"medusa 3. restore {backup}: {seconds:.1f}s (pre-restore dump included)")
+    assert sql("select id from handled_event order by id").split() == ["hev_before"]
+    assert sql("select to_regclass('public.gift_note') is null") == "t"
+    assert MIGRATION_V3 not in sql("select name from mikro_orm_migrations").split()
+    assert f"blue ({blue_ref}): knows every migration now applied" in restored.stdout, restored.stdout
+    # Green knows more migrations than are applied now: newer code, which the check does not
+    # refuse (its release would migrate); only code older than the schema is.
+    assert f"green ({green_ref}): knows every migration now applied" in restored.stdout, restored.stdout
+    assert sql("select tableowner from pg_tables where tablename = 'handled_event'") == "medusa"
+    health = get("/health")
+    assert (health.status_code, health.headers["X-Bluegreen-Color"]) == (200, "blue")
+    listed = bluegreen(stack, "restore", "--list")
+    assert "-restore-before.dump" in listed.stdout and backup in listed.stdout, listed.stdout

@@ -30,9 +30,9 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     assert containers == ["blue-server", "blue-worker", "meilisearch", "postgres", "redis", "router"]
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
-        "blue-backup", "blue-migrate", "blue-worker-handover", "image-prune", "live-route", "postgres-password",
-        "preview-route",
-        "router-canary", "router-config", "router-control-script", "router-maintenance", "router-metrics",
+        "blue-backup", "blue-migrate", "blue-schema-check", "blue-worker-handover", "image-prune", "live-route",
+        "postgres-password", "preview-route", "router-canary", "router-config", "router-control-script",
+        "router-maintenance", "router-metrics",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]
@@ -91,6 +91,8 @@ def test_order_of_operations_is_real_dependencies(active):
         ("preview-route", "router-config"),
         (f"{active}-health-gate", "preview-route"),
         ("live-route", f"{active}-health-gate"),
+        (f"{active}-schema-check", f"{active}-health-gate"),
+        ("live-route", f"{active}-schema-check"),
         ("post-switch-check", "live-route"),
         (f"{active}-worker", "live-route"),
         (f"{active}-worker", "post-switch-check"),
@@ -105,6 +107,25 @@ def test_order_of_operations_is_real_dependencies(active):
     ]
     for later, earlier in chain:
         assert monitor.depends_on(later, earlier), f"{later} must depend on {earlier}"
+
+
+def test_schema_check_guards_the_flip_to_the_target_and_the_flip_back_to_the_other_color():
+    monitor, _ = run_program({**two_colors("green"),
+                              "database": json.dumps({"acknowledgedMigrations": ["Migration20261203000000"]})})
+    check = monitor.registrations["green-schema-check"].inputs
+    assert "registry.example.com/shop/medusa:1.1.0" in check["create"]
+    assert "Migration20261203000000" in check["create"]
+    assert check["environment"] == {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    assert "blue-schema-check" not in monitor.registrations
+    guard = monitor.registrations["post-switch-check"].inputs["rollback"]["guard"]
+    assert guard["argv"][:2] == ["sh", "-c"]
+    assert "registry.example.com/shop/medusa:1.0.0" in guard["argv"][2]
+
+
+def test_no_schema_check_against_an_external_database():
+    monitor, _ = run_program({**two_colors("green"), "database": json.dumps({"mode": "external"}),
+                              "databaseUrl": "postgres://u:p@db:5432/x?sslmode=require"})
+    assert not any(name.endswith("schema-check") for name in monitor.registrations)
 
 
 def test_image_prune_runs_once_per_release_on_the_released_repository_only():
