@@ -7,9 +7,11 @@ under load. Real Postgres and Redis containers, the real router, the real engine
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +232,75 @@ def test_3_schema_check_refuses_a_flip_to_older_code_until_acknowledged_and_rest
     assert (health.status_code, health.headers["X-Bluegreen-Color"]) == (200, "blue")
     listed = bluegreen(stack, "restore", "--list")
     assert "-restore-before.dump" in listed.stdout and backup in listed.stdout, listed.stdout
+
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@e2e.example.com", "e2e-only-admin-password"
+
+
+def admin_token(server: str) -> str:
+    """An admin user made the documented way (`medusa user` in a server container), logged in."""
+    docker("exec", server, "node_modules/.bin/medusa", "user", "-e", ADMIN_EMAIL, "-p", ADMIN_PASSWORD, check=False)
+    login = requests.post(f"{PUBLIC}/auth/user/emailpass", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                          timeout=30)
+    assert login.status_code == 200, login.text
+    token: str = login.json()["token"]
+    return token
+
+
+def test_4_products_created_across_a_release_are_each_handled_once_by_one_worker(
+    stack: PulumiStack, app: Path
+) -> None:
+    blue_ref = given_blue_live(stack, app)
+    token = admin_token(f"{PREFIX}-blue-server")
+    created: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def create_products() -> None:
+        while not stop.is_set():
+            try:
+                made = requests.post(
+                    f"{PUBLIC}/admin/products", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                    json={"title": f"e2e {len(created)}", "options": [{"title": "Size", "values": ["One"]}]},
+                )
+                if made.status_code == 200:
+                    created.append(made.json()["product"]["id"])
+                else:
+                    failures.append(f"{made.status_code} {made.text[:200]}")
+            except requests.RequestException as error:
+                failures.append(repr(error))
+            stop.wait(0.5)
+
+    hello = app / HELLO
+    hello.write_text(hello.read_text().replace('"Hello from Medusa', '"Hello again from Medusa'))
+    configure(stack, activeColor="green", blueImage=blue_ref, greenBuild=build_config(app))
+    creator = threading.Thread(target=create_products, daemon=True)
+    creator.start()
+    try:
+        time.sleep(2)
+        run = stack.up()
+        time.sleep(2)
+    finally:
+        stop.set()
+        creator.join(timeout=60)
+    assert created and not failures, failures[:5]
+    ids = ",".join(f"'{product}'" for product in created)
+    deadline = time.monotonic() + 90
+    while True:
+        rows = sql(f"select entity_id || ' ' || color || ' ' || mode from handled_event where entity_id in ({ids})")
+        handled = [line.split() for line in rows.splitlines() if line.strip()]
+        if len(handled) >= len(created) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    by_product = collections.Counter(product for product, _, _ in handled)
+    # No worker runs between the old one's stop and the new one's first event (products keep
+    # coming every 0.5 s, so this is the gap with no worker, plus at most that).
+    gap = sql(f"select round(extract(epoch from min(created_at) filter (where color = 'green') "
+              f"- max(created_at) filter (where color = 'blue'))::numeric, 1) from handled_event "
+              f"where entity_id in ({ids})")
+    measure(f"medusa 4. {len(created)} products created across a release (pulumi up {run.seconds:.1f}s): "
+            f"handled by {dict(collections.Counter(color for _, color, _ in handled))}; "
+            f"no event handled for {gap}s around the worker handover")
+    assert {p: n for p, n in by_product.items() if n != 1} == {}, "handled more than once"
+    assert set(by_product) == set(created), f"never handled: {set(created) - set(by_product)}"
+    assert {mode for _, _, mode in handled} == {"worker"}, "the server handled events itself"
