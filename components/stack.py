@@ -219,7 +219,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     # earlier canary's clients (already on the target) need nothing more.
     canary = settings.canary.partial
     live_color = other if canary else target
-    # The schema check (rule 9b): the target's code must know every migration applied.
+    # The schema check (rule 9e): the target's code must know every migration applied.
     schema_check = _schema_check(settings, target, gate, after=[gate, *checks])
     live = router.switch(
         "live", live_color, triggers=[gate.id], depends_on=[gate, *checks, *certificate_ready, *schema_check]

@@ -197,7 +197,7 @@ def certificate_spec(settings: Settings, color: Color) -> PollSpec:
 
 
 def schema_check(settings: Settings, color: Color, stack: str) -> SchemaCheck | None:
-    """The check before traffic flips to `color` (rule 9b); None when there is nothing to check
+    """The check before traffic flips to `color` (rule 9e); None when there is nothing to check
     it against: no image for the color, or an external database (its own backups and
     migrations history are outside this host, see README)."""
     image = settings.image_for(color)

@@ -8,6 +8,8 @@ from typing import Literal
 
 # The Pulumi project name (Pulumi.yaml) and so the namespace of every stack config key.
 PROJECT = "medusa-bluegreen"
+# The stack `make up` makes; commands printed for it need no --stack.
+LOCAL_STACK = "local"
 
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")

@@ -43,7 +43,8 @@ SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace WHERE oid IN 
 CREATE SCHEMA public;
 """
 
-# The dump's own SET lines reset lock_timeout and search_path; these name everything fully.
+# After the dump's own SET lines (lock_timeout 0, an empty search_path): the drops above took
+# every lock under the 60 s limit already, and these name everything fully.
 _RESTORE_SQL_AFTER = """\
 REASSIGN OWNED BY :"admin" TO :"role";
 SELECT 'restored=' || count(*) || ' tables' FROM pg_catalog.pg_tables WHERE schemaname = 'public';

@@ -1,4 +1,4 @@
-"""The schema check (rule 9b): traffic never flips to code older than the database's schema.
+"""The schema check (rule 9e): traffic never flips to code older than the database's schema.
 
 A warm rollback is only a flip, so nothing stops it from sending requests to an image that
 predates the migrations a newer release applied (a dropped column, a renamed table). Before
@@ -24,7 +24,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from core.naming import POSTGRES_ADMIN_ROLE, Color
+from core.naming import LOCAL_STACK, POSTGRES_ADMIN_ROLE, Color
 
 MIGRATIONS_TABLE = "mikro_orm_migrations"
 ACKNOWLEDGE_KEY = "database.acknowledgedMigrations"
@@ -44,7 +44,7 @@ SELECT name, to_char(executed_at AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"')
 
 def bluegreen_command(stack: str, *args: str) -> str:
     """`bin/bluegreen [--stack S] ARGS` as the program prints it (run from the repo root)."""
-    words = ["bin/bluegreen", *(["--stack", stack] if stack != "local" else []), *args]
+    words = ["bin/bluegreen", *(["--stack", stack] if stack != LOCAL_STACK else []), *args]
     return shlex.join(words)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from core.naming import COLORS, Color
+from core.naming import COLORS, LOCAL_STACK, Color
 from ops import doctor as doctor_verb
 from ops import logs as logs_verb
 from ops import maintenance as maintenance_verb
@@ -32,7 +32,7 @@ from ops import restore as restore_verb
 from ops import rollback as rollback_verb
 from ops import status as status_verb
 from ops import switch as switch_verb
-from ops.environment import LOCAL_STACK, REPO, Target, caller_dir, resolve_environment
+from ops.environment import REPO, Target, caller_dir, resolve_environment
 from ops.pulumi_cli import Command, OpsError, PulumiCli, SubprocessRunner
 
 # Verbs that change the stack: on the local stack they start the harness dockerd first, as

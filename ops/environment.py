@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.naming import LOCAL_STACK
 from ops.pulumi_cli import Command, OpsError, Runner
 
 REPO = Path(__file__).resolve().parents[1]
-LOCAL_STACK = "local"
 LOCAL_PASSPHRASE = "local-stack-passphrase"  # only guards the local stack's secrets at rest in .state/
 
 

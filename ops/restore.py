@@ -23,7 +23,7 @@ unchanged), 2 usage or config problem (no bundled database, no such backup).
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import TextIO
 
 from core import docker_cli
 from core.naming import COLORS, postgres_container
@@ -31,7 +31,17 @@ from core.restore import PRE_RESTORE_COLOR, PRE_RESTORE_IMAGE, list_backups_scri
 from core.schema_check import PASSED, SchemaCheck
 from ops.docker_host import DockerHost
 from ops.environment import Target
-from ops.pulumi_cli import Command, OpsError, PulumiCli, Runner, image_refs, read_config, read_outputs
+from ops.pulumi_cli import (
+    Command,
+    OpsError,
+    PulumiCli,
+    Result,
+    Runner,
+    StackConfig,
+    image_refs,
+    read_config,
+    read_outputs,
+)
 
 WHO = "bluegreen restore"
 
@@ -44,7 +54,7 @@ def restore(runner: Runner, cli: PulumiCli, target: Target, name: str | None, ou
     host = DockerHost(config.docker_host())
     postgres = postgres_container(config.prefix())
 
-    def in_postgres(script: str) -> Any:
+    def in_postgres(script: str) -> Result:
         return runner.run(host.exec(postgres, "sh", "-c", script))
 
     listed = in_postgres(list_backups_script())
@@ -81,7 +91,7 @@ def restore(runner: Runner, cli: PulumiCli, target: Target, name: str | None, ou
     return 0
 
 
-def _say_which_color_fits(runner: Runner, cli: PulumiCli, target: Target, config: Any, postgres: str,
+def _say_which_color_fits(runner: Runner, cli: PulumiCli, target: Target, config: StackConfig, postgres: str,
                           out: TextIO) -> None:
     outputs = read_outputs(runner, cli)
     live = outputs.get("liveColor")
