@@ -2,7 +2,7 @@
 
     base services -> color[target] (backup, migrate, server) -> preview route -> health gate
       -> [checks] -> schema check -> live route (the flip) -> post-switch check -> [post-flip analysis] -> target worker
-      -> image prune
+      -> [worker check] -> image prune
     with ACME: TLS volume -> router -> ACME client -> certificate check -> live route
     color[other]: release steps after the target's; server kept warm (changed only after the
       post-switch check and the analysis) or removed, worker removed (deletes run last in an update)
@@ -89,6 +89,25 @@ def _guarded(
         return undo
     guard = {"argv": check.argv(), "env": {"DOCKER_HOST": docker_host}}
     return undo.apply(lambda command: {**command, "guard": guard} if command else None)
+
+
+def _worker_check(
+    settings: Settings, color: naming.Color, worker: docker.Container,
+    flip_back: pulumi.Output[dict[str, object] | None],
+) -> HealthGate | None:
+    """The worker proven processing (rule 7d). Failing, it hands the queues back to the other
+    color's worker and flips back, so both halves of the previous release serve again."""
+    spec = inputs.worker_check_spec(settings, color)
+    if spec is None:
+        return None
+    hand_back = inputs.worker_hand_back(settings, color)
+    return HealthGate(
+        f"{color}-worker-check",
+        spec=spec,
+        triggers=[worker.id],
+        rollback=flip_back.apply(lambda undo: {**undo, "before": [hand_back]} if undo else None),
+        opts=pulumi.ResourceOptions(depends_on=[worker]),
+    )
 
 
 def build_stack(settings: Settings) -> dict[str, Any]:
@@ -261,11 +280,13 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         other_stack = color_stack(other, other_image, after=[target_stack.release.migrate], serve_after=flip_proven)
         images[other] = other_stack.image.image_id
     # One worker version at a time: the live color's. In a canary step that is still the other.
+    worker_check: HealthGate | None = None
     if canary:
         assert other_stack is not None  # settings check canary_keeps_a_warm_color_live
         worker = other_stack.start_worker(after=[], handover=False)
     else:
         worker = target_stack.start_worker(after=[live.command, *flip_proven])
+        worker_check = _worker_check(settings, target, worker, flip_back)
     # Last, so a prune problem can never stand between a healthy image and its traffic.
     prune_old_images(
         "image-prune",
@@ -274,7 +295,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         keep=settings.releases.keep,
         docker_host=settings.docker_host,
         release_image_id=target_stack.image.image_id,
-        after=[worker],
+        after=[worker_check or worker],
     )
 
     outputs: dict[str, Any] = {
@@ -290,6 +311,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     }
     if analysis is not None:
         outputs["postFlipAnalysis"] = analysis.result
+    if worker_check is not None:
+        outputs["workerCheck"] = worker_check.result
     if canary:
         outputs["canary"] = {"color": target, "weight": share}
     return outputs

@@ -13,15 +13,18 @@ from pydantic import SecretStr
 
 from core import acme
 from core.app_build import BuildPlan, plan_build
+from core.docker_cli import hand_worker_back
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
 from core.naming import (
     MEDUSA_PORT,
     Color,
     acme_container,
+    other_color,
     postgres_container,
     router_container,
     server_replica_containers,
+    worker_container,
 )
 from core.router_config import (
     TLS_IN_ROUTER,
@@ -105,9 +108,12 @@ def build_plan(settings: Settings, color: Color) -> BuildPlan | None:
     )
 
 
+# The healthGate fields that say what is checked; every other one is a PollSpec field of the same name.
+GATE_WHAT_FIELDS = frozenset({"path", "checks", "worker_check"})
+
+
 def _gate_timing(settings: Settings) -> dict[str, object]:
-    # Every healthGate field but the path is a PollSpec field of the same name.
-    return settings.health_gate.model_dump(exclude={"path", "checks"})
+    return settings.health_gate.model_dump(exclude=set(GATE_WHAT_FIELDS))
 
 
 def analysis_spec(settings: Settings, color: Color) -> AnalysisSpec | None:
@@ -181,6 +187,32 @@ def post_switch_spec(settings: Settings, color: Color) -> PollSpec:
         via_router=router_container(settings.prefix), docker_host=settings.docker_host,
         **timing,  # type: ignore[arg-type]
     )
+
+
+def worker_check_spec(settings: Settings, color: Color) -> PollSpec | None:
+    """`healthGate.workerCheck` (rule 7d): after `color`'s worker starts, through the live route
+    like the post-switch check, with the gate's whole deadline (a worker boots like a server)."""
+    check = settings.health_gate.worker_check
+    if check is None:
+        return None
+    return PollSpec(
+        url=live_probe_url(check.path, tls=settings.tls.enabled), color=color,
+        headers={"Host": settings.domain}, verify_tls=False, expect_status=check.expect_status,
+        via_router=router_container(settings.prefix), docker_host=settings.docker_host,
+        what=f"worker check ({check.path} -> {check.expect_status})",
+        hint=f"the worker's log: docker logs {worker_container(settings.prefix, color)}",
+        **{**_gate_timing(settings), "expect_body": check.expect_body},  # type: ignore[arg-type]
+    )
+
+
+def worker_hand_back(settings: Settings, color: Color) -> dict[str, object]:
+    """What a failed worker check runs before the flip back: `color`'s worker stopped, the other
+    color's started again (core.docker_cli.hand_worker_back)."""
+    workers = (worker_container(settings.prefix, color), worker_container(settings.prefix, other_color(color)))
+    return {
+        "argv": hand_worker_back(*workers, settings.medusa.stop_timeout_seconds),
+        "env": {"DOCKER_HOST": settings.docker_host},
+    }
 
 
 def certificate_spec(settings: Settings, color: Color) -> PollSpec:

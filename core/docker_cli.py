@@ -253,6 +253,23 @@ def stop_container(container: str, timeout_seconds: int) -> str:
     )
 
 
+def hand_worker_back(stop: str, start: str, timeout_seconds: int) -> list[str]:
+    """The worker handover undone (rule 7d): `stop` (the worker that failed its check) stops
+    first, so two versions never consume the queues at once, then `start` (the previous worker,
+    stopped by the handover and kept until the end of a successful run) runs again."""
+    stopped = _join(["docker", "stop", "--time", str(timeout_seconds), stop])
+    started = _join(["docker", "start", start])
+    name = shlex.quote(start)
+    # Without a previous worker to go back to nothing is touched: flipping back would leave the
+    # previous server's events to no worker at all.
+    script = (
+        f"if ! docker inspect --format '{{{{.Id}}}}' {name} >/dev/null 2>&1; then "
+        f"echo 'no {start} to hand the queues back to' >&2; exit 1; fi; "
+        f"{stopped} >/dev/null && echo 'stopped {stop}' && {started} >/dev/null && echo 'started {start} again'"
+    )
+    return ["sh", "-c", script]
+
+
 def prune_app_images(repository: str, release_ref: str, keep: int) -> str:
     """Removes old tags of the released image's repository; prints one line of counts.
 

@@ -51,7 +51,8 @@ DIGEST_ROUNDS = 200_000
 
 def run_rollback(command: Mapping[str, Any]) -> str:
     """Run the router's undo of a flip; what it printed, for the failure message. With a
-    `guard` (the schema check of the color it would flip back to), only once that passes."""
+    `guard` (the schema check of the color it would flip back to), only once that passes; with
+    `before` (the worker handed back), only once each of those commands succeeded."""
     guard = command.get("guard")
     if guard:
         checked = subprocess.run(
@@ -60,12 +61,21 @@ def run_rollback(command: Mapping[str, Any]) -> str:
         )
         if checked.returncode != 0:
             return f"NOT rolled back, traffic stays where it is: {checked.stderr.strip()[:2000]}"
+    said = []
+    for step in command.get("before") or []:
+        ran = subprocess.run(
+            list(step["argv"]), env={**os.environ, **(step.get("env") or {})}, capture_output=True,
+            text=True, timeout=120, check=False,
+        )
+        if ran.returncode != 0:
+            return f"NOT rolled back, traffic stays where it is: {(ran.stdout + ran.stderr).strip()[:500]}"
+        said.append(ran.stdout.strip())
     done = subprocess.run(
         list(command["argv"]), env={**os.environ, **(command.get("env") or {})}, capture_output=True,
         text=True, timeout=120, check=False,
     )
     outcome = "rolled back" if done.returncode == 0 else f"rollback FAILED (exit {done.returncode})"
-    return f"{outcome}: {(done.stdout + done.stderr).strip()[:500]}"
+    return f"{outcome}: {'; '.join([*said, (done.stdout + done.stderr).strip()[:500]])}"
 
 
 def run_gate(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -235,13 +235,17 @@ class GateCheck(Section):
 
 
 class HealthGateSettings(Section):
-    """How a color is proven healthy. Every field but `path` and `checks` is a field of
+    """How a color is proven healthy. Every field but `path`, `checks` and `worker_check` is a field of
     core.health_poll's PollSpec of the same name (core/component_inputs.py passes them on as
     they are)."""
 
     path: UrlPath = "/health"
     # Checked after `path` passes, each with the same timing, all before the flip (rule 6c).
     checks: list[GateCheck] = Field(default=[], max_length=10)
+    # A worker has no HTTP API, so its proof is a server route that answers only once a worker of
+    # the same color has processed something the route asked for (rule 7d); checked through the
+    # live route after the worker starts, with the gate's timing. None: the worker is not checked.
+    worker_check: GateCheck | None = None
     timeout_seconds: float = Field(default=5.0, gt=0)
     deadline_seconds: float = Field(default=300.0, gt=0)
     initial_backoff_seconds: float = Field(default=1.0, gt=0)

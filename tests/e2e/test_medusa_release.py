@@ -39,10 +39,20 @@ APP = REPO / "examples/medusa-app"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELLO = "src/api/hello/route.ts"
 
+# The example app's readiness route gates every release, and its worker probe proves the new
+# worker processes events before a release counts as done (rule 7d).
+READY = {"path": "/ready", "expectBody": '"ready":true'}
+WORKER_CHECK = {"path": "/ready/worker", "expectBody": "handled by the"}
+GATE: dict[str, Any] = {
+    "deadlineSeconds": 180, "initialBackoffSeconds": 1, "maxBackoffSeconds": 3,
+    "checks": [READY], "workerCheck": WORKER_CHECK,
+}
+HEARTBEAT_SECONDS = 5
 BASE_CONFIG: dict[str, Any] = local_stack_config(
     PREFIX, HTTP_PORT, 29080,
-    healthGate={"deadlineSeconds": 180, "initialBackoffSeconds": 1, "maxBackoffSeconds": 3},
-    medusa={"serverMemoryMb": 1024, "workerMemoryMb": 1024, "stopTimeoutSeconds": 10},
+    healthGate=GATE,
+    medusa={"serverMemoryMb": 1024, "workerMemoryMb": 1024, "stopTimeoutSeconds": 10,
+            "env": {"HEARTBEAT_SCHEDULE": f"*/{HEARTBEAT_SECONDS} * * * * *"}},
 )
 
 
@@ -107,6 +117,7 @@ def test_1_blue_built_from_the_app_directory_goes_live(stack: PulumiStack, app: 
     assert outputs["images"]["blue"].startswith("sha256:")
     assert outputs["imageRefs"]["blue"].startswith(f"{PREFIX}-app:src-")
     assert "-blue-" in outputs["backup"]
+    assert outputs["workerCheck"]["tries"] >= 1, outputs["workerCheck"]
     env = docker("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", f"{PREFIX}-blue-worker").split()
     assert "MEDUSA_WORKER_MODE=worker" in env
     assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-blue-worker") == "running"
@@ -220,7 +231,7 @@ def test_3_schema_check_refuses_a_flip_to_older_code_until_acknowledged_and_rest
     seconds = time.monotonic() - began
     assert restored.returncode == 0, restored.stdout + restored.stderr
     measure(f"medusa 3. restore {backup}: {seconds:.1f}s (pre-restore dump included)")
-    assert sql("select id from handled_event order by id").split() == ["hev_before"]
+    assert sql("select id from handled_event where event = 'e2e' order by id").split() == ["hev_before"]
     assert sql("select to_regclass('public.gift_note') is null") == "t"
     assert MIGRATION_V3 not in sql("select name from mikro_orm_migrations").split()
     assert f"blue ({blue_ref}): knows every migration now applied" in restored.stdout, restored.stdout
@@ -275,14 +286,20 @@ def test_4_products_created_across_a_release_are_each_handled_once_by_one_worker
     hello.write_text(hello.read_text().replace('"Hello from Medusa', '"Hello again from Medusa'))
     configure(stack, activeColor="green", blueImage=blue_ref, greenBuild=build_config(app))
     creator = threading.Thread(target=create_products, daemon=True)
+    began = sql("select now()")
     creator.start()
     try:
         time.sleep(2)
         run = stack.up()
-        time.sleep(2)
+        # Long enough for the green worker to run the schedule more than once after the release.
+        time.sleep(3 * HEARTBEAT_SECONDS)
     finally:
         stop.set()
         creator.join(timeout=60)
+    heartbeats = [line.split() for line in sql(
+        "select extract(epoch from entity_id::timestamptz)::float8 || ' ' || color || ' ' || mode "
+        f"from handled_event where event = 'heartbeat' and created_at >= '{began}' order by created_at"
+    ).splitlines() if line.strip()]
     assert created and not failures, failures[:5]
     ids = ",".join(f"'{product}'" for product in created)
     deadline = time.monotonic() + 90
@@ -304,3 +321,58 @@ def test_4_products_created_across_a_release_are_each_handled_once_by_one_worker
     assert {p: n for p, n in by_product.items() if n != 1} == {}, "handled more than once"
     assert set(by_product) == set(created), f"never handled: {set(created) - set(by_product)}"
     assert {mode for _, _, mode in handled} == {"worker"}, "the server handled events itself"
+    # The scheduled job: one run per tick across the release, by one worker at a time. BullMQ
+    # stamps each repeat job with the moment it was queued, the tick before the one it is due at.
+    ticks = collections.Counter(int(float(queued) // HEARTBEAT_SECONDS) for queued, _, _ in heartbeats)
+    colors = [color for _, color, _ in heartbeats]
+    measure(f"medusa 4. scheduled job every {HEARTBEAT_SECONDS}s across the release: {len(heartbeats)} runs, "
+            f"by {dict(collections.Counter(colors))}, over {len(ticks)} distinct ticks")
+    assert {tick: n for tick, n in ticks.items() if n != 1} == {}, "a tick of the schedule ran more than once"
+    assert colors[0] == "blue" and colors[-1] == "green" and colors.count("green") >= 2, colors
+    assert colors == sorted(colors), f"the schedule went back to blue after green ran it: {colors}"
+    assert {mode for _, _, mode in heartbeats} == {"worker"}, "the server ran the scheduled job itself"
+
+
+def test_5_a_worker_that_cannot_reach_redis_fails_the_release_and_the_previous_worker_and_server_serve_again(
+    stack: PulumiStack, app: Path, tmp_path: Path
+) -> None:
+    blue_ref = given_blue_live(stack, app)
+    began = time.monotonic()
+    ready = get("/ready")
+    ready_ms = (time.monotonic() - began) * 1000
+    began = time.monotonic()
+    worker = get("/ready/worker")
+    worker_ms = (time.monotonic() - began) * 1000
+    measure(f"medusa 5. readiness through the router: /ready {ready_ms:.0f} ms, /ready/worker {worker_ms:.0f} ms "
+            f"({worker.text})")
+    assert (ready.status_code, ready.json()) == (200, {"ready": True, "color": "blue"})
+    assert (worker.status_code, worker.text.startswith("handled by the blue worker")) == (200, True), worker.text
+
+    # Green's worker starts (its Redis address is wrong) but never processes anything.
+    broken = tmp_path / "app-broken-worker"
+    shutil.copytree(app, broken)
+    config = broken / "medusa-config.js"
+    config.write_text(config.read_text().replace(
+        "const redisUrl = env.REDIS_URL || undefined",
+        'const redisUrl = workerMode === "worker" ? "redis://127.0.0.1:1" : env.REDIS_URL || undefined',
+    ))
+    configure(stack, activeColor="green", blueImage=blue_ref, greenBuild=build_config(broken),
+              healthGate={**GATE, "deadlineSeconds": 45})
+    failed = stack.up(check=False)
+    said = failed.output[-6000:]
+    measure(f"medusa 5. release whose worker cannot reach Redis, refused: pulumi up {failed.seconds:.1f}s")
+    assert failed.returncode != 0, said
+    assert "worker check (/ready/worker -> 200)" in failed.output, said
+    assert f"stopped {PREFIX}-green-worker" in failed.output, said
+    assert f"started {PREFIX}-blue-worker again" in failed.output and "rolled back" in failed.output, said
+    assert get("/health").headers["X-Bluegreen-Color"] == "blue"
+    assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-blue-worker") == "running"
+    assert docker("inspect", "--format", "{{.State.Running}}", f"{PREFIX}-green-worker") == "false"
+    worker = get("/ready/worker")
+    assert (worker.status_code, worker.text.startswith("handled by the blue worker")) == (200, True), worker.text
+
+    # Telling the program what is true again (blue live, its image) brings the stack back in line.
+    configure(stack, activeColor="blue", blueImage=blue_ref)
+    stack.up("--refresh")
+    assert container_id(f"{PREFIX}-green-worker") is None
+    assert get("/ready/worker").status_code == 200

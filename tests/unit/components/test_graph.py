@@ -417,3 +417,25 @@ def test_the_other_colors_worker_stops_before_the_targets_starts():
     # A canary step keeps the live color's worker and starts none on the target: nothing to hand over.
     canary, _ = run_program({**two_colors("green"), "canary": json.dumps({"weight": 10})})
     assert not any(name.endswith("-worker-handover") for name in canary.registrations)
+
+
+def test_the_worker_check_runs_after_the_targets_worker_and_hands_back_before_the_flip_back():
+    gate = {"workerCheck": {"path": "/ready/worker", "expectBody": "handled"}}
+    monitor, outputs = run_program({**two_colors("green"), "healthGate": json.dumps(gate)})
+    check = monitor.registrations["green-worker-check"].inputs
+    assert check["url"].endswith("/ready/worker") and check["color"] == "green"
+    assert check["expect_body"] == "handled" and check["via_router"] == "medusa-router"
+    assert monitor.depends_on("green-worker-check", "green-worker")
+    assert monitor.depends_on("image-prune", "green-worker-check")
+    rollback = check["rollback"]
+    assert rollback["argv"] == monitor.registrations["post-switch-check"].inputs["rollback"]["argv"]
+    assert "guard" in rollback  # the flip back still goes only to code that knows the schema
+    [hand_back] = rollback["before"]
+    assert "docker stop --time 30 medusa-green-worker" in hand_back["argv"][2]
+    assert "docker start medusa-blue-worker" in hand_back["argv"][2]
+    assert "workerCheck" in outputs
+    # Unset, or a canary step (the live color's worker stays, nothing started): no check.
+    plain, _ = run_program(two_colors("green"))
+    canary, _ = run_program({**two_colors("green"), "canary": json.dumps({"weight": 10}),
+                             "healthGate": json.dumps(gate)})
+    assert not any(name.endswith("worker-check") for name in [*plain.registrations, *canary.registrations])

@@ -10,9 +10,19 @@ from core.settings import HealthGateSettings, load_settings
 from tests.unit.configs import config
 
 
-def test_every_gate_setting_but_the_path_and_the_checks_is_a_poll_field() -> None:
+def test_every_gate_setting_but_what_it_checks_is_a_poll_field() -> None:
     poll_fields = {f.name for f in fields(PollSpec)}
-    assert set(HealthGateSettings.model_fields) - {"path", "checks"} <= poll_fields
+    assert set(HealthGateSettings.model_fields) - inputs.GATE_WHAT_FIELDS <= poll_fields
+
+
+def test_the_worker_check_goes_through_the_live_route_with_its_own_status_and_body_and_the_gate_timing() -> None:
+    gate = {"deadlineSeconds": 45, "workerCheck": {"path": "/ready/worker", "expectBody": "handled by the"}}
+    spec = inputs.worker_check_spec(load_settings(config(healthGate=json.dumps(gate))), "green")
+    assert spec is not None
+    assert (spec.url, spec.expect_status, spec.expect_body, spec.deadline_seconds, spec.color) == (
+        inputs.live_probe_url("/ready/worker", tls=False), 200, "handled by the", 45, "green")
+    assert spec.what == "worker check (/ready/worker -> 200)"
+    assert inputs.worker_check_spec(load_settings(config()), "green") is None
 
 
 def test_each_check_goes_through_the_preview_route_with_its_own_status_and_body() -> None:
@@ -67,3 +77,4 @@ def test_the_post_switch_check_goes_through_the_live_route_with_a_short_deadline
 def test_without_tls_the_post_switch_check_uses_the_plain_http_server() -> None:
     spec = inputs.post_switch_spec(load_settings(config()), "blue")
     assert spec.url == f"http://127.0.0.1:{HTTP_PORT}/health"
+

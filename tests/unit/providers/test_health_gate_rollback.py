@@ -23,3 +23,17 @@ def test_a_passing_guard_lets_the_flip_back_run(tmp_path: Path) -> None:
     message = run_rollback({**flip(marker), "guard": guard})
     assert marker.exists() and message.startswith("rolled back: route=live"), message
     assert run_rollback(flip(tmp_path / "plain")).startswith("rolled back")
+
+
+def test_the_steps_before_the_flip_back_run_first_and_a_failing_one_keeps_traffic(tmp_path: Path) -> None:
+    marker, log = tmp_path / "flipped", tmp_path / "order"
+    handed = {"argv": ["sh", "-c", f"test ! -e {marker} && echo workers >> {log} && echo 'started blue again'"],
+              "env": {}}
+    message = run_rollback({**flip(marker), "before": [handed]})
+    assert log.read_text() == "workers\n" and marker.exists()
+    assert message.startswith("rolled back: started blue again; route=live"), message
+    refused = {"argv": ["sh", "-c", "echo 'no medusa-blue-worker to hand the queues back to' >&2; exit 1"], "env": {}}
+    kept = tmp_path / "kept"
+    message = run_rollback({**flip(kept), "before": [refused]})
+    assert not kept.exists()
+    assert message == "NOT rolled back, traffic stays where it is: no medusa-blue-worker to hand the queues back to"
