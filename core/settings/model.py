@@ -12,6 +12,7 @@ from core.naming import Color
 from core.settings.sections import (
     AnalysisSettings,
     BackupSettings,
+    BuildDefaults,
     CanarySettings,
     DatabaseSettings,
     HealthGateSettings,
@@ -52,6 +53,7 @@ class Settings(Section):
     green_image: ImageRef | None = None
     blue_build: ImageBuild | None = None
     green_build: ImageBuild | None = None
+    build_defaults: BuildDefaults = BuildDefaults()
     other_color: Literal["warm", "stopped"] = "warm"
     domain: HostName
     prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "medusa"
@@ -93,7 +95,17 @@ class Settings(Section):
         return self.blue_image if color == "blue" else self.green_image
 
     def build_for(self, color: Color) -> ImageBuild | None:
-        return self.blue_build if color == "blue" else self.green_build
+        """The color's build with buildDefaults under it (rule in BuildDefaults' docstring)."""
+        build = self.blue_build if color == "blue" else self.green_build
+        if build is None:
+            return None
+        shared = self.build_defaults
+        return build.model_copy(update={
+            "args": {**shared.args, **build.args},
+            "secret_files": {**shared.secret_files, **build.secret_files},
+            "repository": build.repository or shared.repository,
+            "target": build.target or shared.target,
+        })
 
     @property
     def public_url(self) -> str:

@@ -386,6 +386,18 @@ class TimeoutSettings(Section):
     migrate_seconds: int = Field(default=900, ge=10, le=86400)
 
 
+class BuildDefaults(Section):
+    """What every app-directory build of the stack shares, set once (`buildDefaults`): a color's
+    own build (blueBuild / greenBuild) adds to `args` and `secretFiles` and wins on a name both
+    set. `bluegreen release --build DIR` sets only a context, so these are what keep a base image
+    or a CA bundle from one release to the next."""
+
+    args: dict[BuildArgName, PlainText] = {}
+    secret_files: dict[SecretId, PlainText] = {}
+    repository: RepositoryName | None = None
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+
 class ImageBuild(Section):
     """Build the color's image from an app directory on this machine (instead of an image ref).
 

@@ -758,3 +758,16 @@ def test_mistakes_judged_valid_are_accepted():
 
 def test_https_port_may_repeat_another_port_while_tls_is_off():
     assert load_settings(config(router=json.dumps({"httpsPort": 9080}))).router.https_port == 9080
+
+
+def test_a_colors_build_adds_to_the_build_defaults_and_wins_on_a_shared_name() -> None:
+    raw = {k: v for k, v in config(activeColor="blue").items() if k != "blueImage"}
+    raw["buildDefaults"] = json.dumps({"args": {"NODE_IMAGE": "medusa-bg/node:22", "A": "shared"},
+                                       "secretFiles": {"ca": "/etc/hostname"}, "target": "runtime"})
+    raw["blueBuild"] = json.dumps({"context": "examples/medusa-app", "args": {"A": "mine"}})
+    build = load_settings(raw).build_for("blue")
+    assert build is not None
+    assert (build.context, build.args, build.secret_files, build.target, build.repository) == (
+        "examples/medusa-app", {"NODE_IMAGE": "medusa-bg/node:22", "A": "mine"}, {"ca": "/etc/hostname"}, "runtime",
+        None)
+    assert load_settings(raw).build_for("green") is None
