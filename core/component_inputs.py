@@ -94,15 +94,22 @@ def medusa_env_input(settings: Settings, color: Color) -> MedusaEnvInput:
     )
 
 
+# The build argument an app's Dockerfile reads to fix the admin dashboard's backend URL in its
+# bundle (examples/medusa-app): the same URL the containers get at run time, unless
+# `build.args` sets it.
+ADMIN_BACKEND_URL_ARG = "MEDUSA_BACKEND_URL"
+
+
 def build_plan(settings: Settings, color: Color) -> BuildPlan | None:
     build = settings.build_for(color)
     if build is None:
         return None
+    backend = settings.medusa.backend_url or settings.public_url
     return plan_build(
         context=build.context,
         project_dir=PROJECT_DIR,
         repository=build.repository or f"{settings.prefix}-app",
-        args=build.args,
+        args={ADMIN_BACKEND_URL_ARG: backend, **build.args},
         secret_files=build.secret_files,
         target=build.target,
     )

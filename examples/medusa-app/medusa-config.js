@@ -125,10 +125,12 @@ module.exports = defineConfig({
     }),
   }),
   admin: defined({
-    // The admin dashboard is not built into this image (no React/Vite toolchain), so it stays
-    // disabled for every role, whatever DISABLE_MEDUSA_ADMIN says.
-    disable: true,
-    backendUrl: env.MEDUSA_BACKEND_URL,
+    // The dashboard is built by the Dockerfile's own admin stage (`medusa build --admin-only`),
+    // so the server's build skips it (MEDUSA_ADMIN_BUILD=skip); the worker never serves it.
+    disable: env.MEDUSA_ADMIN_BUILD === "skip" || env.DISABLE_MEDUSA_ADMIN === "true" || workerMode === "worker",
+    // Fixed into the dashboard at build time (the Dockerfile's MEDUSA_BACKEND_URL argument);
+    // "/" is the origin the dashboard was loaded from, which behind the router is the API's.
+    backendUrl: env.MEDUSA_BACKEND_URL || "/",
   }),
   // The app's own module (src/modules/audit): its table records which process handled an event.
   modules: [{ resolve: "./src/modules/audit" }, ...redisModules, ...optionalModules],

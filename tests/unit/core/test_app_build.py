@@ -90,7 +90,8 @@ def test_the_released_color_is_built_and_its_image_waits_for_the_build(app: Path
     build = monitor.registrations["green-build"].inputs
     assert build["environment"]["DOCKER_BUILDKIT"] == "1"
     ref = outputs["imageRefs"]["green"]
-    assert ref == f"medusa-app:src-{context_digest(app, {'NODE_IMAGE': 'medusa-bg/node:22'})[:20]}"  # prefix medusa
+    args = {"MEDUSA_BACKEND_URL": "http://api.shop.example.com", "NODE_IMAGE": "medusa-bg/node:22"}
+    assert ref == f"medusa-app:src-{context_digest(app, args)[:20]}"  # prefix medusa
     assert build["triggers"] == [ref]
     assert monitor.registrations["green-image"].inputs["name"] == ref
     assert monitor.depends_on("green-image", "green-build")

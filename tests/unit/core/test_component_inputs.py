@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import fields
+from pathlib import Path
 
 from core import component_inputs as inputs
 from core.health_poll import PollSpec
@@ -78,3 +79,17 @@ def test_without_tls_the_post_switch_check_uses_the_plain_http_server() -> None:
     spec = inputs.post_switch_spec(load_settings(config()), "blue")
     assert spec.url == f"http://127.0.0.1:{HTTP_PORT}/health"
 
+
+def test_a_build_gets_the_stacks_backend_url_for_the_admin_bundle_unless_its_args_set_it(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    def with_build(build: dict[str, object]) -> dict[str, str]:
+        return {k: v for k, v in config(blueBuild=json.dumps(build)).items() if k != "blueImage"}
+
+    built = load_settings(with_build({"context": str(tmp_path)}))
+    plan = inputs.build_plan(built, "blue")
+    assert plan is not None and plan.args == {inputs.ADMIN_BACKEND_URL_ARG: built.public_url}
+    assert built.public_url == "http://api.shop.example.com"
+    own = load_settings(with_build({"context": str(tmp_path), "args": {"MEDUSA_BACKEND_URL": "/"}}))
+    mine = inputs.build_plan(own, "blue")
+    assert mine is not None and mine.args == {"MEDUSA_BACKEND_URL": "/"}
+    assert mine.image_ref != plan.image_ref
