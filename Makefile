@@ -7,8 +7,8 @@ help:                     ## this list
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  day 2 (status, release, switch, rollback, logs, doctor, recover, maintenance): bin/bluegreen --help"
 
-up:                       ## the local stack on this machine's Docker engine
-	scripts/dev/up.sh
+up:                       ## the local stack on this machine's Docker engine: the real Medusa app (APP=testapp: the test app)
+	APP=$(APP) scripts/dev/up.sh
 
 down:                     ## destroy the local stack (data volumes are kept)
 	bin/bluegreen pulumi destroy --yes --non-interactive

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from core.naming import COLORS, LOCAL_STACK, Color
+from ops import admin_invite as admin_invite_verb
 from ops import doctor as doctor_verb
 from ops import logs as logs_verb
 from ops import maintenance as maintenance_verb
@@ -127,7 +128,7 @@ def _prog(environ: dict[str, str], caller: Path) -> str:
 @click.pass_context
 def bluegreen(ctx: click.Context, stack: str, project_dir: str | None) -> None:
     """Day-2 operations of a medusa-bluegreen stack: status, release, switch, rollback, logs,
-    doctor, recover, maintenance, restore. Every command it prints works as printed."""
+    doctor, recover, maintenance, restore, admin-invite. Every command it prints works as printed."""
     environ = {k: v for k, v in os.environ.items() if k not in ("BLUEGREEN_CALLER_DIR", "BLUEGREEN_PROG")}
     caller = caller_dir(os.environ)
     directory = (caller / project_dir).resolve() if project_dir else REPO
@@ -226,6 +227,14 @@ def doctor(session: Session) -> int:
                                 doctor_verb.bind_probe)
     click.echo("\n".join(doctor_verb.render(checks)))
     return doctor_verb.exit_code(checks)
+
+
+@bluegreen.command("admin-invite")
+@click.argument("email")
+@verb
+def admin_invite(session: Session, email: str) -> int:
+    """Invite EMAIL to the admin dashboard; prints the page where they choose a password."""
+    return admin_invite_verb.admin_invite(session.runner(), session.pulumi(), session.target, email, sys.stdout)
 
 
 @bluegreen.command("renew-cert")

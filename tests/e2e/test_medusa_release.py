@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -39,13 +40,14 @@ APP = REPO / "examples/medusa-app"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELLO = "src/api/hello/route.ts"
 
-# The example app's readiness route gates every release, and its worker probe proves the new
-# worker processes events before a release counts as done (rule 7d).
+# The example app's readiness route and its admin dashboard gate every release, and its worker
+# probe proves the new worker processes events before a release counts as done (rule 7d).
 READY = {"path": "/ready", "expectBody": '"ready":true'}
+DASHBOARD = {"path": "/app", "expectBody": 'id="medusa"'}
 WORKER_CHECK = {"path": "/ready/worker", "expectBody": "handled by the"}
 GATE: dict[str, Any] = {
     "deadlineSeconds": 180, "initialBackoffSeconds": 1, "maxBackoffSeconds": 3,
-    "checks": [READY], "workerCheck": WORKER_CHECK,
+    "checks": [READY, DASHBOARD], "workerCheck": WORKER_CHECK,
 }
 HEARTBEAT_SECONDS = 5
 BASE_CONFIG: dict[str, Any] = local_stack_config(
@@ -102,6 +104,43 @@ def given_blue_live(stack: PulumiStack, app: Path) -> str:
     return ref
 
 
+def dashboard_loads_through_the_router() -> None:
+    """The admin dashboard at /app: its page, and every script the page loads, through the router."""
+    began = time.monotonic()
+    page = get("/app")
+    assert page.status_code == 200 and 'id="medusa"' in page.text, page.text[:500]
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', page.text)
+    assert scripts, page.text[:2000]
+    sizes = []
+    for src in scripts:
+        asset = get(src if src.startswith("/") else f"/app/{src}")
+        assert asset.status_code == 200 and "javascript" in asset.headers["Content-Type"], (src, asset.status_code)
+        sizes.append(len(asset.content))
+    measure(f"medusa 1. admin dashboard through the router: /app and {len(scripts)} script(s) "
+            f"({sum(sizes) / 1024:.0f} KiB) in {(time.monotonic() - began) * 1000:.0f} ms")
+
+
+def invited_admin_logs_in_through_the_router(stack: PulumiStack) -> None:
+    """`bin/bluegreen admin-invite` (what `make up` prints), accepted and logged in through the auth API."""
+    email, password = "invited@e2e.example.com", "e2e-only-invited-password"
+    invited = bluegreen(stack, "admin-invite", email)
+    assert invited.returncode == 0, invited.stdout + invited.stderr
+    found = re.search(r"open (\S+)/app/invite\?token=(\S+)", invited.stdout)
+    assert found and found.group(1) == stack.outputs()["publicUrl"], invited.stdout
+    auth = f"{PUBLIC}/auth/user/emailpass"
+    registered = requests.post(f"{auth}/register", json={"email": email, "password": password}, timeout=30)
+    assert registered.status_code == 200, registered.text
+    accepted = requests.post(f"{PUBLIC}/admin/invites/accept", params={"token": found.group(2)}, timeout=30,
+                             headers={"Authorization": f"Bearer {registered.json()['token']}"},
+                             json={"email": email, "first_name": "Invited", "last_name": "Admin"})
+    assert accepted.status_code == 200, accepted.text
+    login = requests.post(auth, json={"email": email, "password": password}, timeout=30)
+    assert login.status_code == 200, login.text
+    me = requests.get(f"{PUBLIC}/admin/users/me", headers={"Authorization": f"Bearer {login.json()['token']}"},
+                      timeout=30)
+    assert (me.status_code, me.json()["user"]["email"]) == (200, email), me.text
+
+
 def test_1_blue_built_from_the_app_directory_goes_live(stack: PulumiStack, app: Path) -> None:
     configure(stack, activeColor="blue", blueBuild=build_config(app))
     run = stack.up()
@@ -114,6 +153,8 @@ def test_1_blue_built_from_the_app_directory_goes_live(stack: PulumiStack, app: 
     assert products.status_code == 400, products.text
     assert "publishable" in products.text.lower(), products.text
     assert get("/hello").json() == {"message": "Hello from Medusa", "color": "blue", "mode": "server"}
+    dashboard_loads_through_the_router()
+    invited_admin_logs_in_through_the_router(stack)
     assert outputs["images"]["blue"].startswith("sha256:")
     assert outputs["imageRefs"]["blue"].startswith(f"{PREFIX}-app:src-")
     assert "-blue-" in outputs["backup"]

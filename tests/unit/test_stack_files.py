@@ -26,8 +26,9 @@ def test_each_shipped_stack_file_loads(stack_file: Path) -> None:
     assert load_settings(raw_config(stack_file)).prefix
 
 
-def test_the_production_example_checks_readiness_and_the_worker() -> None:
-    settings = load_settings(raw_config(REPO / "Pulumi.production.yaml"))
-    assert [check.path for check in settings.health_gate.checks] == ["/ready"]
+@pytest.mark.parametrize("stack_file", ["Pulumi.production.yaml", "Pulumi.local.yaml"])
+def test_the_shipped_stacks_check_readiness_the_dashboard_a_store_route_and_the_worker(stack_file: str) -> None:
+    settings = load_settings(raw_config(REPO / stack_file))
+    assert [check.path for check in settings.health_gate.checks] == ["/ready", "/app", "/store/products"]
     assert settings.health_gate.worker_check is not None
     assert settings.health_gate.worker_check.path == "/ready/worker"
