@@ -51,7 +51,7 @@ test: deps lint           ## lint, unit, component, engine and e2e suites (fault
 FAULT_SUITES = tests/e2e/test_faults.py
 GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_postgres_roles.py tests/e2e/test_policy.py
 VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py tests/e2e/test_vps_medusa.py
-MEDUSA_SUITES = tests/e2e/test_medusa_release.py
+MEDUSA_SUITES = tests/e2e/test_medusa_release.py tests/e2e/test_managed_database.py
 OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES) $(MEDUSA_SUITES)
 
 test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)
@@ -63,7 +63,7 @@ test-guards: deps         ## what keeps a running stack safe from our own change
 test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)
 	.venv/bin/python -m pytest $(VPS_SUITES) -q -p no:cacheprovider
 
-test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load (~4 min warm)
+test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load, also through a TLS pooler to a managed-style Postgres (~8 min warm)
 	.venv/bin/python -m pytest $(MEDUSA_SUITES) -q -p no:cacheprovider
 
 bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, replicas, image rebuild times, TLS handshakes

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -91,11 +92,12 @@ class PulumiStack:
         }
         self.run("stack", "init", stack)
 
-    def run(self, *args: str, check: bool = True, timeout: float = 900) -> Run:
+    def run(self, *args: str, check: bool = True, timeout: float = 900, stdin: str | None = None) -> Run:
         began = time.monotonic()
         done = subprocess.run(
             ["pulumi", *args, "--non-interactive", "--color", "never", *self._stack_flag(args)],
             cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+            input=stdin,
         )
         run = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - began, args)
         self.runs.append(run)
@@ -198,9 +200,11 @@ def remove_leftovers(prefix: str) -> None:
         raise AssertionError(f"leftover {', '.join(left)} named {prefix}-* could not be removed")
 
 
-def docker(*args: str, check: bool = True) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ}, check=False)
+def docker(*args: str, check: bool = True, env_extra: Mapping[str, str] | None = None,
+           stdin: str | None = None) -> str:
+    """`docker ARGS`; `env_extra` for `-e NAME` (a value never on the command line), `stdin` for `-i`."""
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, input=stdin,
+                          env={**os.environ, **(env_extra or {})}, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr}")
     return done.stdout.strip()
