@@ -66,13 +66,14 @@ test-vps: deps            ## the production path: runner -> ssh -> simulated VPS
 test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load, also through a TLS pooler to a managed-style Postgres (~8 min warm)
 	.venv/bin/python -m pytest $(MEDUSA_SUITES) -q -p no:cacheprovider
 
-bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, replicas, image rebuild times, TLS handshakes
+bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, replicas, image rebuild times, TLS handshakes, the phases of a Medusa release
 	.venv/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	.venv/bin/python bench/switch_bench.py
 	.venv/bin/python bench/router_throughput.py
 	.venv/bin/python bench/replica_throughput.py
 	.venv/bin/python bench/rebuild_bench.py
 	.venv/bin/python bench/tls_handshake.py
+	.venv/bin/python bench/medusa_release_phases.py
 
 # Not part of `make test` (about 20 minutes): the same engine and dockerd as the e2e suite.
 soak: deps                ## 30 releases under load: nothing piles up, then a rollback to release 28
