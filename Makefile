@@ -63,7 +63,7 @@ test-guards: deps         ## what keeps a running stack safe from our own change
 test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)
 	.venv/bin/python -m pytest $(VPS_SUITES) -q -p no:cacheprovider
 
-test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load, also through a TLS pooler to a managed-style Postgres (~8 min warm)
+test-medusa: deps         ## a real Medusa 2.21 app (examples/medusa-app) built, released blue then green under load, also through a TLS pooler to a managed-style Postgres (~7 min warm)
 	.venv/bin/python -m pytest $(MEDUSA_SUITES) -q -p no:cacheprovider
 
 bench: deps               ## prints numbers and draws docs/bench/*.png: router switch methods, router throughput, replicas, image rebuild times, TLS handshakes, the phases of a Medusa release

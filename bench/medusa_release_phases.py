@@ -13,9 +13,9 @@ so the total is close to their sum; the rest is the engine's own work (plan, sta
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,13 +27,14 @@ sys.path.insert(0, str(REPO))
 
 from tests.e2e.project import (  # noqa: E402
     PulumiStack,
+    copy_example_app,
     destroy_with_data,
     docker,
     engine_env,
     local_stack_config,
     remove_leftovers,
 )
-from tests.e2e.test_medusa_release import APP, GATE, HELLO, build_config  # noqa: E402
+from tests.e2e.test_medusa_release import GATE, HELLO, build_config  # noqa: E402
 
 PREFIX = "benchmed"
 HTTP_PORT, PREVIEW_PORT = 10080, 11080
@@ -95,13 +96,13 @@ def phase_span(spans: dict[str, tuple[float, float]], prefix: str) -> tuple[floa
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None).parse_args()
     env = engine_env()  # the built engine and the harness dockerd (started if needed)
     os.environ.update({k: env[k] for k in ("DOCKER_HOST", "PATH", "PULUMI_HOME") if k in env})
     subprocess.run([str(REPO / "harness/images.sh")], env=env, check=True, capture_output=True, timeout=3600)
     remove_leftovers(PREFIX)
     with tempfile.TemporaryDirectory(prefix="medusa-bg-phases-") as scratch:
-        app = Path(scratch) / "app"
-        shutil.copytree(APP, app, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
+        app = copy_example_app(Path(scratch))
         workdir = Path(scratch) / "stack"
         workdir.mkdir()
         stack = PulumiStack(workdir, env, stack="bench")

@@ -13,7 +13,6 @@ The seed system spent about 20 of its 22 minutes per deploy building. Prints one
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from core.app_build import context_digest  # noqa: E402
 from core.docker_cli import build_image  # noqa: E402
-from tests.e2e.project import engine_env  # noqa: E402
+from tests.e2e.project import (  # noqa: E402
+    copy_example_app,
+    engine_env,
+)
 
 ARGS = {"NODE_IMAGE": "medusa-bg/node:22"}
 SECRETS = {"ca": "/etc/ssl/certs/ca-certificates.crt"}
@@ -51,8 +53,7 @@ def main() -> None:
     options = parser.parse_args()
     env = docker_env()
     with tempfile.TemporaryDirectory() as scratch:
-        app = Path(scratch) / "app"
-        shutil.copytree(REPO / "examples/medusa-app", app, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
+        app = copy_example_app(Path(scratch))
         results = []
         if not options.keep_cache:
             subprocess.run(["docker", "builder", "prune", "-af"], env=env, check=True, capture_output=True)

@@ -63,6 +63,17 @@ def program_at(commit: str, names: list[str], into: Path) -> Path:
     return into
 
 
+EXAMPLE_APP = REPO / "examples/medusa-app"
+
+
+def copy_example_app(into: Path) -> Path:
+    """A copy of examples/medusa-app under `into` (what a build sends, not its local installs), so a
+    test or bench can change its code without touching the repo."""
+    copy = into / "app"
+    shutil.copytree(EXAMPLE_APP, copy, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
+    return copy
+
+
 def copy_program(source: Path, workdir: Path, names: list[str]) -> None:
     """Copies the program's files (not the tests, state or caches) from `source` into `workdir`."""
     for name in names:

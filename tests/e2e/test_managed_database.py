@@ -12,7 +12,6 @@ external` and `redis.mode external`: no Postgres or Redis container of its own.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,16 @@ import requests
 
 from tests.e2e.conftest import measure
 from tests.e2e.load import Load
-from tests.e2e.project import PulumiStack, container_id, destroy_with_data, docker, local_stack_config, remove_leftovers
-from tests.e2e.test_medusa_release import APP, GATE, HELLO, build_config
+from tests.e2e.project import (
+    PulumiStack,
+    container_id,
+    copy_example_app,
+    destroy_with_data,
+    docker,
+    local_stack_config,
+    remove_leftovers,
+)
+from tests.e2e.test_medusa_release import GATE, HELLO, build_config
 
 PREFIX = "e2eext"
 PROVIDER = f"{PREFIX}-provider"  # the provider's containers, network and volume
@@ -122,9 +129,7 @@ def start_provider() -> None:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("medusa-app") / "app"
-    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
-    return copy
+    return copy_example_app(tmp_path_factory.mktemp("medusa-app"))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from tests.e2e.project import (
     REPO,
     PulumiStack,
     container_id,
+    copy_example_app,
     destroy_with_data,
     docker,
     local_stack_config,
@@ -36,7 +37,6 @@ from tests.e2e.project import (
 PREFIX = "e2emed"
 HTTP_PORT = 28080
 PUBLIC = f"http://127.0.0.1:{HTTP_PORT}"
-APP = REPO / "examples/medusa-app"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELLO = "src/api/hello/route.ts"
 
@@ -70,9 +70,7 @@ def build_config(app: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the example app, so the test can make a code change without touching the repo."""
-    copy = tmp_path_factory.mktemp("medusa-app") / "app"
-    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
-    return copy
+    return copy_example_app(tmp_path_factory.mktemp("medusa-app"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ host (a Medusa database must not meet the test app's tables).
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ import requests
 
 from tests.component.acme import Pebble
 from tests.e2e.conftest import measure
-from tests.e2e.project import PulumiStack
-from tests.e2e.test_medusa_release import APP, HELLO, build_config
+from tests.e2e.project import PulumiStack, copy_example_app
+from tests.e2e.test_medusa_release import HELLO, build_config
 from tests.e2e.test_vps_release import (
     CA_ON_HOST,
     DOMAIN,
@@ -49,9 +48,7 @@ def vps_images() -> list[str]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("medusa-app") / "app"
-    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("node_modules", ".medusa"))
-    return copy
+    return copy_example_app(tmp_path_factory.mktemp("medusa-app"))
 
 
 @pytest.fixture(scope="module")
