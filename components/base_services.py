@@ -62,7 +62,7 @@ class BaseServices(pulumi.ComponentResource):
         )
         self.network_name = self.network.name
         self.backups_volume = docker.Volume(
-            "backups-volume", name=naming.volume(args.prefix, "backups"), opts=keep_data
+            "backups-volume", name=naming.backups_volume(args.prefix), opts=keep_data
         )
 
         # What a color must wait for before its release steps run.

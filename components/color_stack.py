@@ -14,7 +14,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.release import Release, ReleaseArgs, step_timeouts
+from components.release import BackupCopyArgs, Release, ReleaseArgs, step_timeouts
 from components.stack_secrets import as_secret
 from core import docker_cli, naming
 from core.app_build import BuildPlan
@@ -43,6 +43,7 @@ class ColorStackArgs:
     docker_host: str
     timeouts: TimeoutSettings
     backups: BackupSettings
+    backup_copy: BackupCopyArgs | None = None
     base_services: Sequence[pulumi.Resource] = ()
     build: BuildPlan | None = None  # build `image` from an app directory first
     # What the server waits for besides its release steps: for the color that is not being
@@ -87,6 +88,7 @@ class ColorStack(pulumi.ComponentResource):
                 backup_timeout_seconds=args.timeouts.backup_seconds,
                 migrate_timeout_seconds=args.timeouts.migrate_seconds,
                 backups_keep=args.backups.keep,
+                backup_copy=args.backup_copy,
                 after=args.base_services,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -1,4 +1,5 @@
-"""Release steps for a color's new image: a database backup, then migrations, once.
+"""Release steps for a color's new image: a database backup, its off-host copy (if set), then
+migrations, once.
 
 Both run before the color serves (the server container depends on them) and again only when
 the color's image changes (rule 9). Migrations run from the new image in a one-off container,
@@ -15,6 +16,7 @@ import pulumi_command as command
 
 from components.stack_secrets import as_secret
 from core import docker_cli
+from core.backup_copy import CopyTarget, copy_backup_line
 from core.naming import Color
 
 # pulumi-command runs `update` (or, without one, `create` again) when an input other than the
@@ -26,6 +28,16 @@ KEEP_PREVIOUS_OUTPUT = "printf '%s' \"${PULUMI_COMMAND_STDOUT-}\""
 
 def step_timeouts(seconds: int) -> pulumi.CustomTimeouts:
     return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+
+
+@dataclass(frozen=True)
+class BackupCopyArgs:
+    target: CopyTarget
+    image: str  # the router's: it has curl (core/backup_copy.py)
+    volume: str
+    container: str
+    credentials: pulumi.Input[dict[str, str]]  # secret
+    after: Sequence[pulumi.Resource] = ()  # what makes `image` present on the Docker host
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class ReleaseArgs:
     backup_timeout_seconds: int
     migrate_timeout_seconds: int
     backups_keep: int
+    backup_copy: BackupCopyArgs | None = None
     # The shared services the steps talk to (Postgres, the network).
     after: Sequence[pulumi.Resource] = ()
 
@@ -74,6 +87,8 @@ class Release(pulumi.ComponentResource):
             )
             self.backup_name = self.backup.stdout.apply(_backup_name)
             after = [*after, self.backup]
+            if args.backup_copy:
+                after.append(self._copy(args, args.backup_copy, environment, after))
 
         def migrate_line(network_and_env: list[object]) -> str:
             network, env, image_id = network_and_env
@@ -103,6 +118,31 @@ class Release(pulumi.ComponentResource):
             ),
         )
         self.register_outputs({"backup_name": self.backup_name})
+
+    def _copy(
+        self, args: ReleaseArgs, copy: BackupCopyArgs, environment: dict[str, str], after: list[pulumi.Resource]
+    ) -> command.local.Command:
+        def copy_line(name_and_network: list[object]) -> str:
+            name, network = name_and_network
+            if not isinstance(name, str):
+                raise ValueError(f"the {args.color} backup printed no backup=<name> line, so there is nothing to copy")
+            return copy_backup_line(name, copy.target, image=copy.image, network=str(network),
+                                    volume=copy.volume, container=copy.container)
+
+        # Once per image, like the backup; a copy that failed is retried by the next `pulumi up`
+        # (the dump it copies is the one in the backup's state, still on the volume).
+        return command.local.Command(
+            f"{args.color}-backup-copy",
+            create=pulumi.Output.all(self.backup_name, args.network_name).apply(copy_line),
+            update=KEEP_PREVIOUS_OUTPUT,
+            environment=as_secret(pulumi.Output.from_input(copy.credentials).apply(
+                lambda credentials: {**credentials, **environment})),
+            triggers=[args.image_id],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*after, *copy.after],
+                custom_timeouts=step_timeouts(args.backup_timeout_seconds),
+            ),
+        )
 
 
 def _backup_name(stdout: str) -> str | None:

@@ -74,7 +74,7 @@ class Router(pulumi.ComponentResource):
         config_volume = docker.Volume(
             "router-config-volume", name=naming.volume(args.prefix, "router-config"), opts=child
         )
-        image = docker.RemoteImage("router-image", name=args.image, keep_locally=True, opts=child)
+        self.image = image = docker.RemoteImage("router-image", name=args.image, keep_locally=True, opts=child)
         published = args.ports
         ports = [
             docker.ContainerPortArgs(internal=HTTP_PORT, external=published.http_port, ip=published.bind_address),

@@ -23,6 +23,7 @@ from components.acme import AcmeArgs, AcmeClient
 from components.base_services import BaseServices, BaseServicesArgs
 from components.color_stack import ColorStack, ColorStackArgs
 from components.image_retention import prune_old_images
+from components.release import BackupCopyArgs
 from components.router import Router, RouterArgs
 from components.stack_secrets import StackSecrets, as_secret
 from core import component_inputs as inputs
@@ -167,6 +168,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             opts=pulumi.ResourceOptions(depends_on=[client]),
         ))
     medusa_secrets = _medusa_secrets(settings, base, secrets)
+    copy_target = inputs.backup_copy_target(settings)
+    backup_copy = BackupCopyArgs(
+        target=copy_target, image=settings.images.nginx, volume=naming.backups_volume(settings.prefix),
+        container=naming.backup_copy_container(settings.prefix),
+        credentials=as_secret(inputs.backup_copy_credentials(settings)), after=[router.image],
+    ) if copy_target else None
 
     def color_stack(
         color: naming.Color, image: str, build: BuildPlan | None = None, after: list[pulumi.Resource] | None = None,
@@ -190,6 +197,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 docker_host=settings.docker_host,
                 timeouts=settings.timeouts,
                 backups=settings.backups,
+                backup_copy=backup_copy,
                 base_services=[*base.ready, *(after or [])],
                 build=build,
                 serve_after=serve_after or [],

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from core import acme
 from core.app_build import BuildPlan, plan_build
+from core.backup_copy import ACCESS_KEY_ENV, SECRET_KEY_ENV, CopyTarget
 from core.docker_cli import hand_worker_back
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
@@ -49,6 +50,23 @@ CERTIFICATE_DEADLINE_SECONDS = 600.0
 
 def revealed(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def backup_copy_target(settings: Settings) -> CopyTarget | None:
+    """Where each pre-migration dump is copied (backups.copyTo), None when there is no copy."""
+    copy = settings.backups.copy_to
+    if copy is None or settings.database.mode != "bundled" or not settings.backups.enabled:
+        return None
+    return CopyTarget(endpoint=copy.endpoint, bucket=copy.bucket, region=copy.region,
+                      prefix=copy.prefix or settings.prefix)
+
+
+def backup_copy_credentials(settings: Settings) -> dict[str, str]:
+    """The copy's env (values secret): what core/backup_copy.py's script reads."""
+    return {
+        ACCESS_KEY_ENV: revealed(settings.backups_access_key_id) or "",
+        SECRET_KEY_ENV: revealed(settings.backups_secret_access_key) or "",
+    }
 
 
 def _router_tls(settings: Settings) -> TlsFiles | None:

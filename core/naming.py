@@ -85,6 +85,15 @@ def migrate_container(prefix: str) -> str:
     return f"{prefix}-migrate"
 
 
+def backup_copy_container(prefix: str) -> str:
+    """One name for both colors, like the migration: one release step runs at a time."""
+    return f"{prefix}-backup-copy"
+
+
+def backups_volume(prefix: str) -> str:
+    return volume(prefix, "backups")
+
+
 def router_container(prefix: str) -> str:
     return f"{prefix}-router"
 

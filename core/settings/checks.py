@@ -211,6 +211,29 @@ def env_names_are_set_once(s: Settings) -> list[str]:
     ]
 
 
+def backup_copy_has_what_it_needs(s: Settings) -> list[str]:
+    copy = s.backups.copy_to
+    keys = {"backupsAccessKeyId": s.backups_access_key_id, "backupsSecretAccessKey": s.backups_secret_access_key}
+    if copy is None:
+        return [
+            f"{key}: set, but backups.copyTo is not, so it would be ignored; remove it (`pulumi config rm {key}`) "
+            "or set backups.copyTo.endpoint and backups.copyTo.bucket"
+            for key, value in keys.items() if value is not None
+        ]
+    problems = [
+        f"{key}: required because backups.copyTo is set; set it with `pulumi config set --secret {key}`, "
+        "which reads the value from stdin (a prompt, or `< file`)"
+        for key, value in keys.items() if value is None
+    ]
+    if s.database.mode == "external":
+        problems.append("backups.copyTo: set, but database.mode is external, so the program takes no backups to copy "
+                        "(the database's provider does); remove it (`pulumi config rm --path backups.copyTo`)")
+    elif not s.backups.enabled:
+        problems.append("backups.copyTo: set, but backups.enabled is false, so there is nothing to copy; "
+                        "remove it (`pulumi config rm --path backups.copyTo`) or set backups.enabled true")
+    return problems
+
+
 CHECKS: tuple[Check, ...] = (
     released_color_has_an_image,
     canary_keeps_a_warm_color_live,
@@ -224,6 +247,7 @@ CHECKS: tuple[Check, ...] = (
     build_args_are_not_secrets,
     build_inputs_exist_here,
     env_names_are_set_once,
+    backup_copy_has_what_it_needs,
 )
 
 

@@ -88,6 +88,9 @@ class Settings(Section):
     resend_api_key: ApiKey | None = secret_field()
     s3_access_key_id: ApiKey | None = secret_field()
     s3_secret_access_key: ApiKey | None = secret_field()
+    # For backups.copyTo (a key of its own: the backups bucket is best not writable by the app).
+    backups_access_key_id: ApiKey | None = secret_field()
+    backups_secret_access_key: ApiKey | None = secret_field()
     extra_secret_env: dict[SecretEnvName, SecretValue] = secret_field(default={})
 
     def image_for(self, color: Color) -> str | None:

@@ -121,7 +121,7 @@ def _bucket(value: str) -> str:
         hint = f"; did you mean {bare!r}?" if bare != value and _BUCKET.fullmatch(bare) else ""
         raise ValueError(
             f"{value!r} is not a bucket name (3-63 lowercase letters, digits, dots and hyphens; no s3:// "
-            f"or path: the endpoint is s3.endpoint){hint}"
+            f"or path: the endpoint is a key of its own){hint}"
         )
     return value
 
@@ -354,10 +354,44 @@ class CanarySettings(Section):
         return self.weight is not None and self.weight < 100
 
 
+def _bare_endpoint(value: str) -> str:
+    # The copy addresses objects path-style (ENDPOINT/BUCKET/KEY), which every S3-compatible
+    # store answers; a path here is most often the bucket put in the wrong key.
+    host, _, path = value.partition("://")[2].partition("/")
+    if path:
+        first = path.split("/", 1)[0]
+        hint = f"; if {first!r} is the bucket, set it as backups.copyTo.bucket" if _BUCKET.fullmatch(first) else ""
+        raise ValueError(f"has a path (/{path}); give the service's address only, e.g. "
+                         f"https://{host}{hint}")
+    return value
+
+
+def _key_prefix(value: str) -> str:
+    # Characters that need no percent-encoding in the object's URL or its signature.
+    if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", value):
+        raise ValueError(f"{value!r} is not a key prefix: path segments of letters, digits, `.`, `_` and `-` "
+                         "joined by `/`, with no slash at either end (e.g. shop/backups)")
+    return value
+
+
+class BackupCopySettings(Section):
+    """An off-host copy of every pre-migration dump, in an S3-compatible bucket (AWS S3, R2, B2,
+    MinIO, ...). Credentials are the secrets backupsAccessKeyId and backupsSecretAccessKey."""
+
+    endpoint: Annotated[HttpUrl, AfterValidator(_bare_endpoint)]
+    bucket: Annotated[str, AfterValidator(_bucket)]
+    region: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")] = "us-east-1"
+    # Objects are PREFIX/<backup name>; default: the stack's prefix setting.
+    prefix: Annotated[str, AfterValidator(_key_prefix)] | None = None
+
+
 class BackupSettings(Section):
     enabled: bool = True
     # Pre-migration dumps kept in the backups volume; older ones are removed after each new dump.
+    # The copies in copyTo's bucket are never removed by the program: a bucket lifecycle rule is
+    # the place for their retention, and a host that can delete them could lose them with itself.
     keep: int = Field(default=10, ge=1, le=1000)
+    copy_to: BackupCopySettings | None = None
 
 
 def _keep_releases(value: int) -> int:

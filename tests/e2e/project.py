@@ -184,6 +184,12 @@ def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrid
     }
 
 
+def gateway() -> str:
+    """The harness bridge's gateway: an address of the host that every container can reach, for a
+    test's stand-in of an outside service (a managed database, an S3 bucket)."""
+    return docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+
+
 def destroy_with_data(stack: PulumiStack, prefix: str) -> None:
     """Data volumes outlive `pulumi destroy` by design; a throwaway test stack removes them too."""
     stack.run("destroy", "--yes", check=False)

@@ -28,6 +28,7 @@ from tests.e2e.project import (
     copy_example_app,
     destroy_with_data,
     docker,
+    gateway,
     local_stack_config,
     remove_leftovers,
 )
@@ -81,11 +82,6 @@ REDIS_BOOT = (
     "chown redis /tmp/auth.conf; exec setpriv --reuid=redis --regid=redis --init-groups "
     "redis-server /tmp/auth.conf --bind \"$BIND\" --port \"$PORT\" --protected-mode no --save ''"
 )
-
-
-def gateway() -> str:
-    """The harness bridge's gateway: an address of the host that every container can reach."""
-    return docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
 
 
 def provider_sql(query: str) -> str:

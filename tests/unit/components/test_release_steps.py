@@ -8,7 +8,7 @@ from pathlib import Path
 from components.release import KEEP_PREVIOUS_OUTPUT
 from core.docker_cli import backup_database, prune_backups, run_migrations
 from tests.unit.configs import config, two_colors
-from tests.unit.mock_stack import run_program
+from tests.unit.mock_stack import plain_strings, run_program
 
 
 def test_migration_container_has_one_name_and_a_leftover_is_removed_first():
@@ -91,3 +91,32 @@ def test_step_output_that_can_hold_a_secret_is_secret_and_the_migration_is_not_l
     assert regs["blue-migrate"].inputs["logging"] == "none"
     assert set(regs["blue-build"].secret_outputs) == {"stdout", "stderr"}
     assert regs["blue-backup"].secret_outputs == ["stderr"]
+
+
+COPY_CONFIG = {
+    "backups": json.dumps({"copyTo": {"endpoint": "https://s3.example.com", "bucket": "shop-backups"}}),
+    "backupsAccessKeyId": "AKIAEXAMPLEKEY01",
+    "backupsSecretAccessKey": "an-example-secret-access-key",
+}
+
+
+def test_the_copy_runs_after_the_backup_and_before_the_migration_with_its_keys_secret():
+    monitor, _ = run_program({**config(), **COPY_CONFIG})
+    regs = monitor.registrations
+    copy = regs["blue-backup-copy"]
+    assert monitor.depends_on("blue-backup-copy", "blue-backup")
+    assert monitor.depends_on("blue-migrate", "blue-backup-copy")
+    assert monitor.depends_on("blue-backup-copy", "router-image"), "the copy runs in the router's image"
+    line = shlex.split(copy.inputs["create"])
+    assert line[-3:] == ["20261122T000000Z-blue-app.dump",
+                         "https://s3.example.com/shop-backups/medusa/20261122T000000Z-blue-app.dump", "us-east-1"]
+    assert "-v" in line and "medusa-backups:/backups:ro" in line
+    assert copy.inputs["update"] == KEEP_PREVIOUS_OUTPUT
+    assert copy.custom_timeouts == {"create": "1800s", "update": "1800s"}
+    for secret in ("AKIAEXAMPLEKEY01", "an-example-secret-access-key"):
+        assert not any(secret in s for reg in regs.values() for s in plain_strings(reg.inputs)), secret
+
+
+def test_no_copy_step_without_copy_to():
+    monitor, _ = run_program(config())
+    assert "blue-backup-copy" not in monitor.registrations

@@ -400,7 +400,7 @@ BAD_CONFIGS = [
     (
         {"s3": json.dumps({"bucket": "s3://shop-media"})},
         "s3.bucket: 's3://shop-media' is not a bucket name (3-63 lowercase letters, digits, dots and hyphens; "
-        "no s3:// or path: the endpoint is s3.endpoint); did you mean 'shop-media'?",
+        "no s3:// or path: the endpoint is a key of its own); did you mean 'shop-media'?",
     ),
     (
         {"medusa": json.dumps({"env": {"FEATURE_X": "on\noff"}})},
@@ -559,6 +559,39 @@ SECRET_BAD_CONFIGS = [
         {"images": json.dumps({"nginx": "nginx:1.26-alpine"})},
         "images.nginx: 'nginx:1.26-alpine' is older than the router needs: nginx >= 1.27.3 (its upstream "
         "blocks re-resolve a color's address with `server ... resolve`); use nginx:1.28-bookworm or newer",
+    ),
+]
+
+
+COPY_TO = {"endpoint": "https://s3.eu-central-1.amazonaws.com", "bucket": "shop-backups", "region": "eu-central-1"}
+COPY_KEYS = {"backupsAccessKeyId": "AKIAEXAMPLEKEY01", "backupsSecretAccessKey": "an-example-secret-access-key"}
+
+BAD_CONFIGS += [
+    (
+        {"backups": json.dumps({"copyTo": {**COPY_TO, "endpoint": "https://s3.amazonaws.com/shop-backups"}}),
+         **COPY_KEYS},
+        "backups.copyTo.endpoint: has a path (/shop-backups); give the service's address only, e.g. "
+        "https://s3.amazonaws.com; if 'shop-backups' is the bucket, set it as backups.copyTo.bucket",
+    ),
+    (
+        {"backups": json.dumps({"copyTo": {**COPY_TO, "prefix": "/shop/"}}), **COPY_KEYS},
+        "backups.copyTo.prefix: '/shop/' is not a key prefix: path segments of letters, digits, `.`, `_` and `-` "
+        "joined by `/`, with no slash at either end (e.g. shop/backups)",
+    ),
+    (
+        {"backups": json.dumps({"copyTo": COPY_TO}), "backupsAccessKeyId": COPY_KEYS["backupsAccessKeyId"]},
+        "backupsSecretAccessKey: required because backups.copyTo is set; set it with "
+        "`pulumi config set --secret backupsSecretAccessKey`, which reads the value from stdin (a prompt, or `< file`)",
+    ),
+    (
+        COPY_KEYS,
+        "backupsAccessKeyId: set, but backups.copyTo is not, so it would be ignored; remove it "
+        "(`pulumi config rm backupsAccessKeyId`) or set backups.copyTo.endpoint and backups.copyTo.bucket",
+    ),
+    (
+        {"backups": json.dumps({"enabled": False, "copyTo": COPY_TO}), **COPY_KEYS},
+        "backups.copyTo: set, but backups.enabled is false, so there is nothing to copy; remove it "
+        "(`pulumi config rm --path backups.copyTo`) or set backups.enabled true",
     ),
 ]
 
