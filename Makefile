@@ -49,7 +49,8 @@ test: deps lint           ## lint, unit, component, engine and e2e suites (fault
 
 # Suites with their own target, so `make test` stays under 15 minutes warm; .ci/run runs them all.
 FAULT_SUITES = tests/e2e/test_faults.py
-GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_postgres_roles.py tests/e2e/test_policy.py
+GUARD_SUITES = tests/e2e/test_layout_upgrade.py tests/e2e/test_postgres_roles.py tests/e2e/test_policy.py \
+	tests/e2e/test_service_hardening.py
 VPS_SUITES = tests/e2e/test_vps.py tests/e2e/test_vps_release.py tests/e2e/test_vps_medusa.py
 MEDUSA_SUITES = tests/e2e/test_medusa_release.py tests/e2e/test_managed_database.py
 OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES) $(MEDUSA_SUITES)
@@ -57,7 +58,7 @@ OWN_TARGET_SUITES = $(FAULT_SUITES) $(GUARD_SUITES) $(VPS_SUITES) $(MEDUSA_SUITE
 test-faults: deps         ## the fault matrix: SIGKILL/SIGINT of pulumi up, dockerd restarts, full disk, ... (~10 min)
 	.venv/bin/python -m pytest $(FAULT_SUITES) -q -p no:cacheprovider
 
-test-guards: deps         ## what keeps a running stack safe from our own changes: layout and role upgrades, policy pack (~6 min)
+test-guards: deps         ## what keeps a running stack safe from our own changes: layout and role upgrades, services.hardened turned on, policy pack (~7 min)
 	.venv/bin/python -m pytest $(GUARD_SUITES) -q -p no:cacheprovider
 
 test-vps: deps            ## the production path: runner -> ssh -> simulated VPS, TLS from ACME (Pebble) (~7 min)

@@ -16,16 +16,24 @@ import pulumi_docker as docker
 from components.stack_secrets import as_secret
 from core import docker_cli, naming
 from core.container_defaults import LOG_DRIVER, LOG_OPTS, go_duration
-from core.settings import DatabaseSettings, MeilisearchSettings, RedisSettings, ServiceImages
+from core.meilisearch_keys import ensure_keys
+from core.settings import DatabaseSettings, MeilisearchSettings, RedisSettings, ServiceImages, ServiceSettings
 from core.urls import postgres_url, redis_url
 
 # Reads the password from the environment, so it is on no command line (rule 8); redis.conf
 # double-quoted strings understand \\ and \" escapes, which makes any printable password safe.
-REDIS_BOOT = (
+_REDIS_AUTH_FILE = (
     "set -eu; umask 077; "
     "escaped=$(printf '%s' \"$REDISCLI_AUTH\" | sed 's/[\\\\\"]/\\\\&/g'); "
     "printf 'requirepass \"%s\"\\n' \"$escaped\" > /tmp/redis-auth.conf; "
-    "exec redis-server /tmp/redis-auth.conf --appendonly yes --dir /data --protected-mode no"
+)
+_REDIS_ARGS = "/tmp/redis-auth.conf --appendonly yes --dir /data --protected-mode no"
+REDIS_BOOT = _REDIS_AUTH_FILE + "exec redis-server " + _REDIS_ARGS
+# services.hardened: the image's own entrypoint, given `redis-server` as root, gives /data to
+# user redis and drops to it (gosu in the official image), as `docker run redis` does; a `sh -c`
+# command alone bypasses that and runs Redis as root.
+REDIS_BOOT_AS_REDIS = (
+    _REDIS_AUTH_FILE + "chown redis /tmp/redis-auth.conf; exec docker-entrypoint.sh redis-server " + _REDIS_ARGS
 )
 
 # How long `pulumi up` waits for a new Postgres/Redis container to report healthy.
@@ -39,6 +47,7 @@ class BaseServicesArgs:
     database: DatabaseSettings
     redis: RedisSettings
     meilisearch: MeilisearchSettings
+    services: ServiceSettings
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     meilisearch_key: pulumi.Output[str]
@@ -47,6 +56,8 @@ class BaseServicesArgs:
 
 class BaseServices(pulumi.ComponentResource):
     network_name: pulumi.Output[str]
+    # services.hardened: the data services' internal network, which Medusa containers also join.
+    data_network_name: pulumi.Output[str] | None
     database_url: pulumi.Output[str] | None
     redis_url: pulumi.Output[str] | None
 
@@ -61,6 +72,14 @@ class BaseServices(pulumi.ComponentResource):
             "network", name=naming.network(args.prefix), driver="bridge", opts=child
         )
         self.network_name = self.network.name
+        self.data_network: docker.Network | None = None
+        self.data_network_name = None
+        bundled = args.database.mode == "bundled" or args.redis.mode == "bundled" or args.meilisearch.enabled
+        if args.services.hardened and bundled:
+            self.data_network = docker.Network(
+                "data-network", name=naming.data_network(args.prefix), driver="bridge", internal=True, opts=child
+            )
+            self.data_network_name = self.data_network.name
         self.backups_volume = docker.Volume(
             "backups-volume", name=naming.backups_volume(args.prefix), opts=keep_data
         )
@@ -87,12 +106,17 @@ class BaseServices(pulumi.ComponentResource):
             )
 
         if args.meilisearch.enabled:
-            self.ready.append(self._meilisearch(child, keep_data))
+            self.ready.append(self._meilisearch_keys(self._meilisearch(child, keep_data)))
 
         self.register_outputs({"network_name": self.network_name})
 
-    def _attach(self, alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
-        return [docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[alias])]
+    def _attach(self, alias: str, shared_too: bool = False) -> list[docker.ContainerNetworksAdvancedArgs]:
+        """A data service on its own network when hardened (`shared_too`: also on the router's)."""
+        shared = docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[alias])
+        if self.data_network is None:
+            return [shared]
+        data = docker.ContainerNetworksAdvancedArgs(name=self.data_network.name, aliases=[alias])
+        return [data, shared] if shared_too else [data]
 
     def _postgres(self, child: pulumi.ResourceOptions, keep_data: pulumi.ResourceOptions) -> docker.Container:
         args = self._args
@@ -150,7 +174,7 @@ class BaseServices(pulumi.ComponentResource):
             "redis",
             name=naming.service_container(args.prefix, "redis"),
             image=image.image_id,
-            command=["sh", "-c", REDIS_BOOT],
+            command=["sh", "-c", REDIS_BOOT_AS_REDIS if args.services.hardened else REDIS_BOOT],
             envs=as_secret(args.redis_password.apply(lambda password: [f"REDISCLI_AUTH={password}"])),
             volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")],
             networks_advanced=self._attach(naming.REDIS_HOST),
@@ -180,9 +204,23 @@ class BaseServices(pulumi.ComponentResource):
                 )
             ),
             volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/meili_data")],
-            networks_advanced=self._attach(naming.MEILISEARCH_HOST),
+            # The router proxies its public search endpoints (/search/).
+            networks_advanced=self._attach(naming.MEILISEARCH_HOST, shared_too=True),
             restart="unless-stopped",
             stop_timeout=30,
             log_driver=LOG_DRIVER, log_opts=LOG_OPTS,
             opts=child,
+        )
+
+    def _meilisearch_keys(self, meilisearch: docker.Container) -> command.local.Command:
+        # Idempotent (core/meilisearch_keys.py), so it runs again whenever its script or the
+        # container changes; the keys live in Meilisearch's volume.
+        line = meilisearch.name.apply(ensure_keys)
+        return command.local.Command(
+            "meilisearch-keys",
+            create=line,
+            update=line,
+            triggers=[meilisearch.id],
+            environment=self._docker_env,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[meilisearch]),
         )

@@ -35,6 +35,7 @@ class ColorStackArgs:
     color: naming.Color
     image: str
     network_name: pulumi.Input[str]
+    data_network_name: pulumi.Input[str] | None  # services.hardened: joined besides network_name
     server_env: Mapping[str, str]
     worker_env: Mapping[str, str]
     secret_env: pulumi.Output[dict[str, str]]
@@ -78,6 +79,7 @@ class ColorStack(pulumi.ComponentResource):
                 image_ref=args.image,
                 image_id=self.image.image_id,
                 network_name=args.network_name,
+                data_network_name=args.data_network_name,
                 postgres_container=args.postgres_container,
                 migrate_command=args.medusa.migrate_command,
                 migrate_container=naming.migrate_container(args.prefix),
@@ -160,13 +162,16 @@ class ColorStack(pulumi.ComponentResource):
             network = docker.ContainerNetworksAdvancedArgs(
                 name=args.network_name, aliases=[naming.server_container(args.prefix, args.color)]
             )
+        networks = [network]
+        if args.data_network_name is not None:
+            networks.append(docker.ContainerNetworksAdvancedArgs(name=args.data_network_name))
         return docker.Container(
             f"{args.color}-{role}" if replica == 1 else f"{args.color}-{role}-{replica}",
             name=name,
             image=self.image.image_id,
             envs=as_secret(args.secret_env.apply(lambda secrets: docker_envs({**env, **secrets}))),
             labels=labels,
-            networks_advanced=[network],
+            networks_advanced=networks,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=MEDUSA_HEALTHCHECK,
                 interval=go_duration(10),

@@ -46,6 +46,7 @@ class ReleaseArgs:
     image_ref: str
     image_id: pulumi.Input[str]
     network_name: pulumi.Input[str]
+    data_network_name: pulumi.Input[str] | None  # services.hardened: where the data services are
     postgres_container: str | None  # None: external database, backups are the provider's job
     migrate_command: Sequence[str]
     migrate_container: str
@@ -91,17 +92,19 @@ class Release(pulumi.ComponentResource):
                 after.append(self._copy(args, args.backup_copy, environment, after))
 
         def migrate_line(network_and_env: list[object]) -> str:
-            network, env, image_id = network_and_env
+            network, env, image_id, data_network = network_and_env
             assert isinstance(env, dict)
             return docker_cli.run_migrations(
-                args.migrate_container, str(network), str(image_id), list(env), args.migrate_command
+                args.migrate_container, str(network), str(image_id), list(env), args.migrate_command,
+                data_network=str(data_network) if data_network else None,
             )
 
         self.migrate = command.local.Command(
             f"{args.color}-migrate",
             # Only the env *names* reach the command line; the values travel in its environment.
             create=pulumi.Output.unsecret(
-                pulumi.Output.all(args.network_name, args.migrate_env, args.image_id).apply(migrate_line)
+                pulumi.Output.all(args.network_name, args.migrate_env, args.image_id, args.data_network_name)
+                .apply(migrate_line)
             ),
             environment=as_secret(
                 pulumi.Output.from_input(args.migrate_env).apply(lambda env: {**env, **environment})

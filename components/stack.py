@@ -55,7 +55,8 @@ def _medusa_secrets(settings: Settings, base: BaseServices, secrets: StackSecret
                     redis_url=v["redis_url"],
                     jwt_secret=v["jwt_secret"],
                     cookie_secret=v["cookie_secret"],
-                    meilisearch_key=v["meilisearch_key"] if settings.meilisearch.enabled else None,
+                    meilisearch_key=inputs.medusa_meilisearch_key(settings, v["meilisearch_key"])
+                    if settings.meilisearch.enabled else None,
                     stripe_api_key=inputs.revealed(settings.stripe_api_key),
                     resend_api_key=inputs.revealed(settings.resend_api_key),
                     s3_access_key_id=inputs.revealed(settings.s3_access_key_id),
@@ -112,6 +113,9 @@ def _worker_check(
 
 
 def build_stack(settings: Settings) -> dict[str, Any]:
+    advice = inputs.hardening_advice(settings)
+    if advice:
+        pulumi.log.warn(advice)
     provider = docker.Provider("docker", host=settings.docker_host)
     opts = pulumi.ResourceOptions(providers={"docker": provider})
     secrets = StackSecrets("secrets", settings)
@@ -124,6 +128,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             database=settings.database,
             redis=settings.redis,
             meilisearch=settings.meilisearch,
+            services=settings.services,
             postgres_password=secrets["postgres_password"],
             redis_password=secrets["redis_password"],
             meilisearch_key=secrets["meilisearch_master_key"],
@@ -187,6 +192,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 color=color,
                 image=image,
                 network_name=base.network_name,
+                data_network_name=base.data_network_name,
                 server_env=plain_env(env, "server"),
                 worker_env=plain_env(env, "worker"),
                 secret_env=medusa_secrets,
@@ -317,6 +323,10 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "backup": target_stack.release.backup_name,
         "routerContainerId": router.container.id,
     }
+    if settings.meilisearch.enabled:
+        # For the storefront's browser (`pulumi stack output --show-secrets storefrontSearchKey`).
+        outputs["storefrontSearchKey"] = as_secret(
+            secrets["meilisearch_master_key"].apply(inputs.storefront_search_key))
     if analysis is not None:
         outputs["postFlipAnalysis"] = analysis.result
     if worker_check is not None:

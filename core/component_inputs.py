@@ -17,6 +17,7 @@ from core.backup_copy import ACCESS_KEY_ENV, SECRET_KEY_ENV, CopyTarget
 from core.docker_cli import hand_worker_back
 from core.health_poll import PollSpec
 from core.medusa_env import MedusaEnvInput
+from core.meilisearch_keys import BACKEND_KEY, STOREFRONT_KEY, derive_key
 from core.naming import (
     MEDUSA_PORT,
     Color,
@@ -50,6 +51,34 @@ CERTIFICATE_DEADLINE_SECONDS = 600.0
 
 def revealed(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def medusa_meilisearch_key(settings: Settings, master_key: str) -> str:
+    """Medusa's MEILISEARCH_API_KEY: the scoped backend key with services.hardened. Without it the
+    master key, as before, because a new value replaces the colors' containers (rule 8d)."""
+    return derive_key(master_key, BACKEND_KEY) if settings.services.hardened else master_key
+
+
+def storefront_search_key(master_key: str) -> str:
+    return derive_key(master_key, STOREFRONT_KEY)
+
+
+def hardening_advice(settings: Settings) -> str | None:
+    """What `pulumi up` warns of while a stack runs bundled services without services.hardened."""
+    bundled = [name for name, on in (("Postgres", settings.database.mode == "bundled"),
+                                     ("Redis", settings.redis.mode == "bundled"),
+                                     ("Meilisearch", settings.meilisearch.enabled)) if on]
+    if settings.services.hardened or not bundled:
+        return None
+    reach = bundled[0] if len(bundled) == 1 else f"{', '.join(bundled[:-1])} and {bundled[-1]}"
+    return (
+        f"services.hardened is off, so the router can reach {reach}"
+        + (", and Redis runs as root" if "Redis" in bundled else "")
+        + (", and Medusa holds Meilisearch's master key" if "Meilisearch" in bundled else "")
+        + ". In a quiet hour run `bin/bluegreen pulumi config set --path services.hardened true` and "
+        "`bin/bluegreen pulumi up --yes`: it replaces those containers once (their data is kept; the "
+        "database is away for seconds)"
+    )
 
 
 def backup_copy_target(settings: Settings) -> CopyTarget | None:

@@ -227,18 +227,29 @@ def build_image(
 
 
 def run_migrations(
-    container: str, network: str, image: str, env_names: Sequence[str], command: Sequence[str]
+    container: str, network: str, image: str, env_names: Sequence[str], command: Sequence[str],
+    data_network: str | None = None,
 ) -> str:
     """A one-off container of the new image runs the migrations once, before it serves.
 
     It has a fixed name, and a container of that name is removed first: a run killed
     mid-migration (SIGKILL of `pulumi up` leaves `docker run` and its container behind) must
     never go on migrating beside the next run's migration.
+
+    With a data network (services.hardened) it joins both networks, as the app's containers do:
+    create, connect, then `start -a`, which returns the migration's exit code (`docker run`
+    takes more than one network only from Docker 25; Debian's docker.io is 20.10).
     """
     env_flags = [flag for name in sorted(env_names) for flag in ("-e", name)]
     remove = _join(["docker", "rm", "-f", container])
-    run = _join(["docker", "run", "--rm", "--name", container, "--network", network, *env_flags, image, *command])
-    return f"{remove} >/dev/null 2>&1 || true; exec {run}"
+    if data_network is None:
+        run = _join(["docker", "run", "--rm", "--name", container, "--network", network, *env_flags, image, *command])
+        return f"{remove} >/dev/null 2>&1 || true; exec {run}"
+    create = _join(["docker", "create", "--rm", "--name", container, "--network", data_network, *env_flags, image,
+                    *command])
+    connect = _join(["docker", "network", "connect", network, container])
+    start = _join(["docker", "start", "--attach", container])
+    return f"{remove} >/dev/null 2>&1 || true; {create} >/dev/null && {connect} && exec {start}"
 
 
 def stop_container(container: str, timeout_seconds: int) -> str:

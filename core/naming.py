@@ -106,5 +106,10 @@ def network(prefix: str) -> str:
     return f"{prefix}-net"
 
 
+def data_network(prefix: str) -> str:
+    """The internal network of the data services (services.hardened)."""
+    return f"{prefix}-data"
+
+
 def volume(prefix: str, purpose: str) -> str:
     return f"{prefix}-{purpose}"

@@ -29,6 +29,7 @@ from core.settings.sections import (
     RouterSettings,
     S3Settings,
     ServiceImages,
+    ServiceSettings,
     TimeoutSettings,
     TlsSettings,
 )
@@ -39,6 +40,6 @@ __all__ = [
     "HealthGateSettings",
     "ImageBuild", "MaintenanceSettings", "MedusaSettings", "MeilisearchSettings", "RedisSettings", "ReleaseSettings",
     "RouterSettings",
-    "S3Settings", "ServiceImages", "Settings", "SettingsError", "TimeoutSettings", "TlsSettings",
+    "S3Settings", "ServiceImages", "ServiceSettings", "Settings", "SettingsError", "TimeoutSettings", "TlsSettings",
     "load_settings", "read_pulumi_config", "read_pulumi_secret_keys",
 ]

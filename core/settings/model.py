@@ -27,6 +27,7 @@ from core.settings.sections import (
     SecretEnvName,
     Section,
     ServiceImages,
+    ServiceSettings,
     TimeoutSettings,
     TlsSettings,
 )
@@ -61,6 +62,7 @@ class Settings(Section):
     medusa: MedusaSettings = MedusaSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
+    services: ServiceSettings = ServiceSettings()
     meilisearch: MeilisearchSettings = MeilisearchSettings()
     s3: S3Settings = S3Settings()
     tls: TlsSettings = TlsSettings()

@@ -108,6 +108,20 @@ class RedisSettings(Section):
     mode: Literal["bundled", "external"] = "bundled"
 
 
+class ServiceSettings(Section):
+    """How the bundled data services run (Postgres, Redis, Meilisearch).
+
+    hardened: on a network of their own (internal: no route out) that only the Medusa containers
+    and migrations join, so the router and the ACME client cannot reach them (Meilisearch stays
+    on the shared network too: the router serves its search API under /search/); Redis runs as
+    its own user, not root. Off by default only because turning it on replaces the data
+    services' containers once (their volumes are kept): a stack made before it existed must
+    not have its database restarted by an upgrade of this program. The shipped stack files set it.
+    """
+
+    hardened: bool = False
+
+
 class MeilisearchSettings(Section):
     enabled: bool = True
 

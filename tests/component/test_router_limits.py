@@ -310,6 +310,7 @@ REFUSED_SEARCH = [
     ("GET", "/search/indexes"),
     ("GET", "/search/tasks"),
     ("POST", "/search/swap-indexes"),
+    ("DELETE", "/search/indexes/products/similar"),
     ("GET", "/search/"),
     ("DELETE", "/search/indexes/products/search"),
     ("GET", "/search/multi-search"),
@@ -324,6 +325,8 @@ ALLOWED_SEARCH = [
     ("POST", "/search/indexes/products/search", "/indexes/products/search"),
     ("POST", "/search/indexes/Prod_2-eu/facet-search", "/indexes/Prod_2-eu/facet-search"),
     ("POST", "/search/multi-search", "/multi-search"),
+    ("POST", "/search/indexes/products/similar", "/indexes/products/similar"),
+    ("GET", "/search/indexes/products/similar?id=42", "/indexes/products/similar?id=42"),
 ]
 
 

@@ -157,9 +157,13 @@ def ephemeral_ports() -> range:
     return range(low, high + 1)
 
 
-def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrides: Any) -> dict[str, Any]:
+def local_stack_config(
+    prefix: str, http_port: int, preview_port: int, *, hardened: bool = True, **overrides: Any
+) -> dict[str, Any]:
     """Config every e2e stack shares: harness images, loopback-only router, no Meilisearch
-    (no binary or image of it can be had here), rate limits above the test load.
+    (no binary or image of it can be had here), rate limits above the test load, and
+    services.hardened as the shipped stack files set it (`hardened=False`: no such key, for a
+    program from before it, or a stack made before it).
 
     A published port inside the kernel's ephemeral range is refused: any outgoing connection or
     plugin listening on port 0 may hold it at that moment, and the router then fails to start
@@ -180,6 +184,7 @@ def local_stack_config(prefix: str, http_port: int, preview_port: int, **overrid
             "bindAddress": "127.0.0.1", "httpPort": http_port, "previewPort": preview_port,
             "rateLimitPerSecond": 5000, "rateLimitBurst": 5000,
         },
+        **({"services": {"hardened": True}} if hardened else {}),
         **overrides,
     }
 

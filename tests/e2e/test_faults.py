@@ -311,7 +311,8 @@ def test_a_pulumi_up_killed_in_each_phase_recovers_with_one_command(fleet: Fleet
     ready: dict[str, Callable[[], bool]] = {
         "image build": lambda: process_running("docker", "build", f"{PREFIX}-app:src-"),
         "backup": lambda: process_running("docker", "exec", POSTGRES, "pg_dump"),
-        "migration": lambda: process_running("docker", "run", "--name", f"{PREFIX}-migrate"),
+        # services.hardened: the migration is created, joined to both networks, then attached to.
+        "migration": lambda: process_running("docker", "start", "--attach", f"{PREFIX}-migrate"),
         "target server create": server_replaced,
         "health gate": lambda: routes() == {"live": live, "preview": target},
         "right after the live flip": lambda: routes().get("live") == target,

@@ -35,7 +35,7 @@ OLD_LAYOUT = "d53ae79"
 OLD_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "nginx"]
 PREFIX = "e2eupg"
 CONFIG: dict[str, Any] = local_stack_config(
-    PREFIX, 26080, 27080,
+    PREFIX, 26080, 27080, hardened=False,  # a stack of the old layout, made before services.hardened
     activeColor="green",
     blueImage="medusa-bg/testapp:v1",
     greenImage="medusa-bg/testapp:v2",

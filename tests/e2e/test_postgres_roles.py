@@ -49,7 +49,7 @@ POSTGRES_IMAGE = "medusa-bg/postgres:15"
 # main before the app got its own role.
 OLD_PROGRAM = "171c856"
 CONFIG: dict[str, Any] = local_stack_config(
-    PREFIX, 16080, 17080,
+    PREFIX, 16080, 17080, hardened=False,  # made by OLD_PROGRAM, before services.hardened
     activeColor="blue",
     blueImage="medusa-bg/testapp:v1",
     healthGate={"deadlineSeconds": 30, "initialBackoffSeconds": 0.5, "maxBackoffSeconds": 3},

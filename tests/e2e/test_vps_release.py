@@ -95,6 +95,7 @@ def stack_config(vps: Vps, pebble: Pebble, **changes: Any) -> dict[str, Any]:
         "prefix": PREFIX,
         "dockerHost": vps.docker_host,
         "meilisearch": {"enabled": False},
+        "services": {"hardened": True},  # as Pulumi.production.yaml
         "images": SERVICE_IMAGES,
         "router": {"rateLimitPerSecond": 5000, "rateLimitBurst": 5000},
         "tls": {"enabled": True, "acme": {"directoryUrl": pebble.directory_url, "email": "ops@shop.test",

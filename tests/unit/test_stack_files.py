@@ -32,3 +32,8 @@ def test_the_shipped_stacks_check_readiness_the_dashboard_a_store_route_and_the_
     assert [check.path for check in settings.health_gate.checks] == ["/ready", "/app", "/store/products"]
     assert settings.health_gate.worker_check is not None
     assert settings.health_gate.worker_check.path == "/ready/worker"
+
+
+@pytest.mark.parametrize("stack_file", ["Pulumi.production.yaml", "Pulumi.local.yaml"])
+def test_a_stack_started_from_a_shipped_file_runs_its_data_services_hardened(stack_file: str) -> None:
+    assert load_settings(raw_config(REPO / stack_file)).services.hardened

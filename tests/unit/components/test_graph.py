@@ -31,8 +31,8 @@ def test_first_deploy_creates_one_color_and_the_shared_services():
     commands = names_of_type(monitor, "command:local:Command")
     assert commands == [
         "blue-backup", "blue-migrate", "blue-schema-check", "blue-worker-handover", "image-prune", "live-route",
-        "postgres-password", "preview-route", "router-canary", "router-config", "router-control-script",
-        "router-maintenance", "router-metrics",
+        "meilisearch-keys", "postgres-password", "preview-route", "router-canary", "router-config",
+        "router-control-script", "router-maintenance", "router-metrics",
     ]
     gates = names_of_type(monitor, "pulumi-python:dynamic:Resource")
     assert gates == ["blue-health-gate", "post-switch-check"]

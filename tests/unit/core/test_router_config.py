@@ -158,6 +158,7 @@ def test_only_the_search_endpoints_are_routed_to_meilisearch() -> None:
         ("GET", "/search/indexes/products/search"), ("POST", "/search/indexes/products/search"),
         ("POST", "/search/indexes/Prod_1-x/facet-search"), ("POST", "/search/multi-search"),
         ("OPTIONS", "/search/multi-search"), ("OPTIONS", "/search/indexes/products/search"),
+        ("GET", "/search/indexes/products/similar"), ("POST", "/search/indexes/products/similar"),
     ]:
         assert public(method, uri), (method, uri)
     for method, uri in [
@@ -166,6 +167,7 @@ def test_only_the_search_endpoints_are_routed_to_meilisearch() -> None:
         ("PATCH", "/search/indexes/products/settings"), ("DELETE", "/search/indexes/products/search"),
         ("GET", "/search/multi-search"), ("GET", "/search/indexes/products/documents/search"),
         ("GET", "/search/indexes/products/search/"), ("GET", "/search/indexes/a.b/search"),
+        ("DELETE", "/search/indexes/products/similar"), ("POST", "/search/indexes/products/similar/x"),
     ]:
         assert not public(method, uri), (method, uri)
     search = _locations(_servers(text)[0])["/search/"]
