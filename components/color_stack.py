@@ -16,7 +16,7 @@ import pulumi_docker as docker
 
 from components.release import BackupCopyArgs, Release, ReleaseArgs, step_timeouts
 from components.stack_secrets import as_secret
-from core import docker_cli, naming
+from core import docker_cli, migrate_once, naming
 from core.app_build import BuildPlan
 from core.container_defaults import (
     LOG_DRIVER,
@@ -81,7 +81,7 @@ class ColorStack(pulumi.ComponentResource):
                 network_name=args.network_name,
                 data_network_name=args.data_network_name,
                 postgres_container=args.postgres_container,
-                migrate_command=args.medusa.migrate_command,
+                migrate_command=self._migrate_command(),
                 migrate_container=naming.migrate_container(args.prefix),
                 migrate_env=as_secret(
                     args.secret_env.apply(lambda secrets: {**args.worker_env, **secrets})
@@ -139,6 +139,15 @@ class ColorStack(pulumi.ComponentResource):
             ))
         return self._container(
             "worker", args.worker_env, args.medusa.worker_memory_mb, [self.release, *after, *stopped]
+        )
+
+    def _migrate_command(self) -> pulumi.Input[list[str]]:
+        args = self._args
+        command = list(args.medusa.migrate_command)
+        if not args.medusa.migrate_only_when_changed:
+            return command
+        return args.secret_env.apply(
+            lambda secrets: migrate_once.wrapped(command, migrate_once.env_digest(args.worker_env, secrets))
         )
 
     def _container(

@@ -48,7 +48,7 @@ class ReleaseArgs:
     network_name: pulumi.Input[str]
     data_network_name: pulumi.Input[str] | None  # services.hardened: where the data services are
     postgres_container: str | None  # None: external database, backups are the provider's job
-    migrate_command: Sequence[str]
+    migrate_command: pulumi.Input[Sequence[str]]  # with the wrapper of core/migrate_once.py, or not
     migrate_container: str
     migrate_env: pulumi.Input[dict[str, str]]  # secret
     docker_host: str
@@ -92,10 +92,10 @@ class Release(pulumi.ComponentResource):
                 after.append(self._copy(args, args.backup_copy, environment, after))
 
         def migrate_line(network_and_env: list[object]) -> str:
-            network, env, image_id, data_network = network_and_env
-            assert isinstance(env, dict)
+            network, env, image_id, data_network, migrate_command = network_and_env
+            assert isinstance(env, dict) and isinstance(migrate_command, list)
             return docker_cli.run_migrations(
-                args.migrate_container, str(network), str(image_id), list(env), args.migrate_command,
+                args.migrate_container, str(network), str(image_id), list(env), migrate_command,
                 data_network=str(data_network) if data_network else None,
             )
 
@@ -103,8 +103,8 @@ class Release(pulumi.ComponentResource):
             f"{args.color}-migrate",
             # Only the env *names* reach the command line; the values travel in its environment.
             create=pulumi.Output.unsecret(
-                pulumi.Output.all(args.network_name, args.migrate_env, args.image_id, args.data_network_name)
-                .apply(migrate_line)
+                pulumi.Output.all(args.network_name, args.migrate_env, args.image_id, args.data_network_name,
+                                  args.migrate_command).apply(migrate_line)
             ),
             environment=as_secret(
                 pulumi.Output.from_input(args.migrate_env).apply(lambda env: {**env, **environment})

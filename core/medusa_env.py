@@ -17,10 +17,13 @@ Role = Literal["server", "worker"]
 # program itself). Settings refuses these names in medusa.env and extraSecretEnv, so a user
 # value can never silently replace one the program owns; a unit test proves plain_env and
 # secret_env set exactly these.
+# The color a container runs as: the one program-set value that differs between the colors.
+COLOR_ENV = "DEPLOY_COLOR"
+
 PROGRAM_ENV: Mapping[str, str | None] = {
     "NODE_ENV": None,
     "PORT": None,
-    "DEPLOY_COLOR": None,
+    COLOR_ENV: None,
     "MEDUSA_WORKER_MODE": None,
     "DISABLE_MEDUSA_ADMIN": None,
     "MEDUSA_BACKEND_URL": "medusa.backendUrl",
@@ -87,7 +90,7 @@ def plain_env(spec: MedusaEnvInput, role: Role) -> dict[str, str]:
     env |= {
         "NODE_ENV": "production",
         "PORT": str(MEDUSA_PORT),
-        "DEPLOY_COLOR": spec.color,
+        COLOR_ENV: spec.color,
         "MEDUSA_WORKER_MODE": role,
         "DISABLE_MEDUSA_ADMIN": "true" if role == "worker" else "false",
         "MEDUSA_BACKEND_URL": backend,

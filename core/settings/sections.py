@@ -82,6 +82,9 @@ class MedusaSettings(Section):
     worker_memory_mb: int = Field(default=1024, ge=256)
     stop_timeout_seconds: int = Field(default=30, ge=1, le=600)
     migrate_command: Command = ["npx", "medusa", "db:migrate"]
+    # Skip migrate_command when its inputs are those of the database's last migration
+    # (core/migrate_once.py); false: run it on every new image.
+    migrate_only_when_changed: bool = True
 
 
 def _not_a_program_role(name: str) -> str:

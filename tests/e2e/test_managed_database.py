@@ -32,7 +32,7 @@ from tests.e2e.project import (
     local_stack_config,
     remove_leftovers,
 )
-from tests.e2e.test_medusa_release import GATE, HELLO, build_config
+from tests.e2e.test_medusa_release import GATE, HELLO, build_config, migrate_output
 
 PREFIX = "e2eext"
 PROVIDER = f"{PREFIX}-provider"  # the provider's containers, network and volume
@@ -187,5 +187,7 @@ def test_release_and_flip_through_a_tls_pooler_to_a_managed_style_postgres_and_r
             f"{report.flip_summary('green')}: {report.summary()}")
     assert report.total > 0 and report.failed == 0, report.failures
     assert requests.get(f"{PUBLIC}/hello", timeout=10).json()["message"] == "Hello from a pooled Medusa"
+    # The migrate wrapper read the last fingerprint through the pooler (TLS, transaction pooling).
+    assert "bluegreen: nothing to migrate" in migrate_output(stack, "green")
     assert stack.outputs()["workerCheck"]["healthy"] is True
     assert json.loads(docker("inspect", "--format", "{{json .State.Running}}", f"{PREFIX}-green-worker")) is True

@@ -196,9 +196,21 @@ def test_2_code_change_released_to_green_under_load(stack: PulumiStack, app: Pat
     assert report.total > 0 and report.failed == 0, report.failures
     assert report.colors["blue"] > 0 and report.colors["green"] > 0
     assert get("/hello").json() == {"message": "Hello from Medusa v2", "color": "green", "mode": "server"}
+    # Only a route changed: the migration step found blue's fingerprint and did no work.
+    assert "bluegreen: nothing to migrate" in migrate_output(stack, "green")
     assert container_id(f"{PREFIX}-router") == router
     assert container_id(f"{PREFIX}-blue-worker") is None
     assert docker("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-green-worker") == "running"
+
+
+def migrate_output(stack: PulumiStack, color: str) -> str:
+    """What the color's migrate step printed (secret in state: read with --show-secrets)."""
+    state = json.loads(stack.run("stack", "export", "--show-secrets").stdout)
+    for resource in state["deployment"]["resources"]:
+        if resource["urn"].endswith(f"::{color}-migrate"):
+            stdout = resource["outputs"]["stdout"]
+            return str(json.loads(stdout["plaintext"]) if isinstance(stdout, dict) else stdout)
+    raise AssertionError(f"no {color}-migrate in the state")
 
 
 MIGRATION_V3 = "Migration20261203000000"
@@ -245,6 +257,8 @@ def test_3_schema_check_refuses_a_flip_to_older_code_until_acknowledged_and_rest
     backup = stack.outputs()["backup"]
     measure(f"medusa 3. release with a new migration: pulumi up {run.seconds:.1f}s")
     assert MIGRATION_V3 in sql("select name from mikro_orm_migrations").split()
+    migrated = migrate_output(stack, "green")
+    assert "fingerprint" in migrated and "nothing to migrate" not in migrated, migrated[-2000:]
     write_row("hev_after")
 
     # A warm switch back to blue: blue's image does not know the migration green applied.
