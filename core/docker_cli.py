@@ -249,7 +249,11 @@ def run_migrations(
                     *command])
     connect = _join(["docker", "network", "connect", network, container])
     start = _join(["docker", "start", "--attach", container])
-    return f"{remove} >/dev/null 2>&1 || true; {create} >/dev/null && {connect} && exec {start}"
+    # A cancel (SIGTERM to the step's process group) between create and start would leave a
+    # created container behind; once started, `docker start --attach` passes the signal on.
+    cleanup = shlex.quote(f"{remove} >/dev/null 2>&1; exit 143")
+    return (f"{remove} >/dev/null 2>&1 || true; trap {cleanup} INT TERM; "
+            f"{create} >/dev/null && {connect} && exec {start}")
 
 
 def stop_container(container: str, timeout_seconds: int) -> str:

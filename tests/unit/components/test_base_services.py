@@ -34,7 +34,9 @@ def test_hardened_data_services_are_on_an_internal_network_the_router_does_not_j
 def test_hardened_migration_joins_both_networks_and_still_exits_with_the_migrations_code():
     monitor, _ = run_program(config(services=HARDENED))
     line = monitor.registrations["blue-migrate"].inputs["create"]
-    created, connected, started = line.split("; ", 1)[1].rsplit(" && ", 2)
+    head, rest = line.split(" INT TERM; ", 1)
+    assert shlex.split(head.split("; ", 1)[1]) == ["trap", "docker rm -f medusa-migrate >/dev/null 2>&1; exit 143"]
+    created, connected, started = rest.rsplit(" && ", 2)
     assert shlex.split(created)[-1] == ">/dev/null"
     assert shlex.split(created)[:8] == ["docker", "create", "--rm", "--name", "medusa-migrate", "--network",
                                         "medusa-data", "-e"]
