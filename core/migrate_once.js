@@ -52,11 +52,16 @@ async function connect() {
   return client;
 }
 
+// As PID 1 of a container without an init, node ignores a signal it has no handler for: a stop
+// (or a cancelled `pulumi up`) must end this before the migration starts, and reach it after.
+let child = null;
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(signal, () => (child ? child.kill(signal) : process.exit(128 + os.constants.signals[signal])));
+}
+
 function run(argv) {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
-    // PID 1 of the container: a stop (or a cancelled `pulumi up`) must reach the migration.
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+    child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
     child.on('error', (error) => {
       console.error(`bluegreen: cannot run ${argv[0]}: ${error.message}`);
       resolve(127);

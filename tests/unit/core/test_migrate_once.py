@@ -135,3 +135,17 @@ def test_secret_values_stay_out_of_the_env_digest():
 
 def test_the_color_is_no_part_of_the_env_digest():
     assert env_digest({"DEPLOY_COLOR": "blue", "X": "1"}, []) == env_digest({"DEPLOY_COLOR": "green", "X": "1"}, [])
+
+
+def test_a_stop_before_the_migration_starts_ends_it_without_migrating(app: Path):
+    # The fingerprint is being taken (a slow stand-in pg connect): a stop then must not be lost.
+    slow = APP_FILES["node_modules/pg/index.js"].replace(
+        "async connect() {", "async connect() { await new Promise((r) => setTimeout(r, 30000));")
+    (app / "node_modules/pg/index.js").write_text(slow)
+    command = ["sh", "-c", f'echo ran >> "{app}/ran"']
+    wrapper = subprocess.Popen(wrapped(command, "env"), cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={"PATH": os.environ["PATH"], "FAKE_PG_STORE": str(app / "t.json")})
+    time.sleep(1)
+    wrapper.send_signal(signal.SIGTERM)
+    assert wrapper.wait(timeout=10) == 143
+    assert runs(app) == 0
