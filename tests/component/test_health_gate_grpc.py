@@ -433,6 +433,32 @@ def test_the_headers_digest_in_the_state_is_salted(provider: ProviderProcess, ta
     assert digests[0] != digests[1] and unsalted not in digests, digests
 
 
+def test_a_gate_recorded_before_salting_still_compares_its_headers(
+    provider: ProviderProcess, target_factory: Any
+) -> None:
+    # State written before the digest was salted holds a plain SHA-256 and no salt: the same
+    # headers must still read as unchanged (no re-poll on upgrade), other headers as a change.
+    target = target_factory(lambda _n: Reply(200, "OK", "blue"))
+    headers = {"X-Bluegreen-Preview-Token": TOKEN}
+    created = create(provider, gate_inputs(target.url, headers=headers))
+    outputs = plain(created.outputs)
+    assert "headers_salt" in outputs, sorted(outputs)
+    del outputs["headers_salt"]
+    outputs["headers_digest"] = hashlib.sha256(json.dumps(headers, sort_keys=True).encode()).hexdigest()
+    recorded = json_format.ParseDict(outputs, struct_pb2.Struct())
+    changes = {}
+    for label, news in (("same", headers), ("rotated", {"X-Bluegreen-Preview-Token": TOKEN + "-rotated"})):
+        rechecked = check(provider, gate_inputs(target.url, headers=news), olds=created.inputs)
+        diff = provider.stub.Diff(
+            provider_pb2.DiffRequest(
+                id=created.id, urn=URN, olds=recorded, news=rechecked.inputs, old_inputs=created.inputs
+            ),
+            timeout=30,
+        )
+        changes[label] = provider_pb2.DiffResponse.DiffChanges.Name(diff.changes)
+    assert changes == {"same": "DIFF_NONE", "rotated": "DIFF_SOME"}, changes
+
+
 def test_changed_image_diffs_to_changes_and_update_polls_again(provider: ProviderProcess, target_factory: Any) -> None:
     target = target_factory(lambda _n: Reply(200, "OK", "blue"))
     created = create(provider, gate_inputs(target.url, image="sha256:aaaa"))
