@@ -9,6 +9,7 @@ The test app (harness/images/testapp) stands in for Medusa.
 from __future__ import annotations
 
 import json
+import secrets as secrets_module
 import subprocess
 import threading
 import time
@@ -453,22 +454,47 @@ def test_f3_backups_keep_the_newest_and_prune_the_rest(stack: PulumiStack) -> No
 
 def test_f4_no_secret_value_in_the_state_or_any_run_output(stack: PulumiStack) -> None:
     """Everything a user or a CI log sees: every pulumi run of this module so far, the state as
-    `pulumi stack export` writes it, and the stack's outputs without --show-secrets."""
+    `pulumi stack export` writes it, the stack's outputs without --show-secrets, and the logs of
+    every container the stack runs. The secrets searched for are the generated ones and a user's
+    own (set the documented way, from stdin), deployed by an up of this scenario."""
     given(stack, "green", blue=V1, green=V1)
-    stack.run("config", "set", "--secret", "previewToken", PREVIEW_TOKEN)
-    secrets = {**stack.generated_secrets(), "previewToken": PREVIEW_TOKEN}
-    assert {"postgres-password", "redis-password", "meilisearch-master-key", "jwt-secret",
-            "cookie-secret"} <= secrets.keys(), secrets.keys()
-    seen = {
-        "pulumi stack export": stack.run("stack", "export").stdout,
-        "pulumi stack output --json": stack.run("stack", "output", "--json").stdout,
-    }
-    # Runs that asked for the secrets (--show-secrets) are the only ones allowed to show them.
-    seen.update({f"run {i}: {' '.join(run.args[:2])}": run.output
-                 for i, run in enumerate(stack.runs) if "--show-secrets" not in run.args})
-    measure(f"f4. {len(secrets)} secret values searched in the state, the outputs and {len(seen) - 2} run outputs")
-    leaks = [f"{name} in `{where}`" for name, value in secrets.items() for where, text in seen.items() if value in text]
-    assert not leaks, leaks
+    user_secrets = {"previewToken": PREVIEW_TOKEN, "stripeApiKey": f"sk_test_e2e{secrets_module.token_hex(12)}",
+                    "extraSecretEnv.E2E_PARTNER_TOKEN": secrets_module.token_hex(16)}
+    try:
+        for key, value in user_secrets.items():
+            stack.run("config", "set", "--secret", "--path", key, stdin=value)
+        stack.up()
+        env = docker("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", f"{PREFIX}-green-server")
+        assert f"E2E_PARTNER_TOKEN={user_secrets['extraSecretEnv.E2E_PARTNER_TOKEN']}" in env.splitlines(), (
+            "the user's secret never reached the app, so its absence below would prove nothing")
+        secrets = {**stack.generated_secrets(), **user_secrets}
+        assert {"postgres-password", "redis-password", "meilisearch-master-key", "jwt-secret",
+                "cookie-secret"} <= secrets.keys(), secrets.keys()
+        seen = {
+            "pulumi stack export": stack.run("stack", "export").stdout,
+            "pulumi stack output --json": stack.run("stack", "output", "--json").stdout,
+        }
+        containers = docker("ps", "-a", "--filter", f"name=^{PREFIX}-", "--format", "{{.Names}}").split()
+        assert f"{PREFIX}-router" in containers, containers
+        seen.update({f"docker logs {name}": _logs(name) for name in containers})
+        # Runs that asked for the secrets (--show-secrets) are the only ones allowed to show them.
+        seen.update({f"run {i}: {' '.join(run.args[:2])}": run.output
+                     for i, run in enumerate(stack.runs) if "--show-secrets" not in run.args})
+        measure(f"f4. {len(secrets)} secret values searched in the state, the outputs, {len(containers)} "
+                f"containers' logs and {len(stack.runs)} run outputs")
+        leaks = [f"{name} in `{where}`" for name, value in secrets.items() for where, text in seen.items()
+                 if value in text]
+        assert not leaks, leaks
+    finally:
+        # Back to the shared config (set_config drops the secrets) and a stack without them, so
+        # the next scenario starts from what it declares.
+        configure(stack, activeColor="green", blueImage=V1, greenImage=V1)
+        stack.up()
+
+
+def _logs(container: str) -> str:
+    done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=False)
+    return done.stdout + done.stderr
 
 
 def _nginx_workers() -> set[str]:
