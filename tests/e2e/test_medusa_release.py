@@ -351,6 +351,7 @@ def test_4_products_created_across_a_release_are_each_handled_once_by_one_worker
         creator.join(timeout=60)
     heartbeats = [line.split() for line in sql(
         "select extract(epoch from entity_id::timestamptz)::float8 || ' ' || color || ' ' || mode "
+        "|| ' ' || extract(epoch from created_at)::float8 "
         f"from handled_event where event = 'heartbeat' and created_at >= '{began}' order by created_at"
     ).splitlines() if line.strip()]
     assert created and not failures, failures[:5]
@@ -376,14 +377,23 @@ def test_4_products_created_across_a_release_are_each_handled_once_by_one_worker
     assert {mode for _, _, mode in handled} == {"worker"}, "the server handled events itself"
     # The scheduled job: one run per tick across the release, by one worker at a time. BullMQ
     # stamps each repeat job with the moment it was queued, the tick before the one it is due at.
-    ticks = collections.Counter(int(float(queued) // HEARTBEAT_SECONDS) for queued, _, _ in heartbeats)
-    colors = [color for _, color, _ in heartbeats]
+    # Its queues deliver at least once: a run whose worker stopped before BullMQ recorded it done
+    # is run again by the next worker, with the same stamp (docs/rules.md 7c). That retry, blue
+    # then green, once at most, is the only second run allowed; any other is a tick run twice.
+    by_tick: dict[int, list[str]] = collections.defaultdict(list)
+    for queued, color, _, _ in heartbeats:
+        by_tick[int(float(queued) // HEARTBEAT_SECONDS)].append(color)
+    twice = {tick: ran_by for tick, ran_by in by_tick.items() if len(ran_by) > 1}
+    retried = {tick: ran_by for tick, ran_by in twice.items() if ran_by == ["blue", "green"]}
+    colors = [color for _, color, _, _ in heartbeats]
     measure(f"medusa 4. scheduled job every {HEARTBEAT_SECONDS}s across the release: {len(heartbeats)} runs, "
-            f"by {dict(collections.Counter(colors))}, over {len(ticks)} distinct ticks")
-    assert {tick: n for tick, n in ticks.items() if n != 1} == {}, "a tick of the schedule ran more than once"
+            f"by {dict(collections.Counter(colors))}, over {len(by_tick)} distinct ticks, "
+            f"{len(retried)} run again by green after the handover")
+    assert twice == retried and len(retried) <= 1, (
+        f"a tick of the schedule ran more than once (queued at, color, mode, ran at): {heartbeats}")
     assert colors[0] == "blue" and colors[-1] == "green" and colors.count("green") >= 2, colors
     assert colors == sorted(colors), f"the schedule went back to blue after green ran it: {colors}"
-    assert {mode for _, _, mode in heartbeats} == {"worker"}, "the server ran the scheduled job itself"
+    assert {mode for _, _, mode, _ in heartbeats} == {"worker"}, "the server ran the scheduled job itself"
 
 
 def test_5_a_worker_that_cannot_reach_redis_fails_the_release_and_the_previous_worker_and_server_serve_again(
